@@ -1,0 +1,1 @@
+"""Distillation half: byte-level cross-tokenizer distillation (text in, a student model out)."""

@@ -1,0 +1,402 @@
+"""SoftLabelPrototypeClassifier: few-shot and less-than-one-shot classification."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.cluster import KMeans
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from sklearn_lts.prototypes._lines import (
+    Line,
+    class_centroids,
+    line_positions,
+    lines_from_anchors,
+    lines_from_centroids,
+    point_segment_distances,
+)
+from sklearn_lts.prototypes._slapknn import euclidean_distances_fast, slapknn_proba
+from sklearn_lts.prototypes._soft_labels import solve_line_lp
+
+__all__ = ["LineFallbackWarning", "SoftLabelPrototypeClassifier"]
+
+_BATCH = 16384  # rows per prediction chunk: bounds memory at ~BATCH * n_prototypes floats
+
+
+class LineFallbackWarning(UserWarning):
+    """A line's linear program was infeasible and the line fell back to one-hot prototypes."""
+
+
+def _normalize_rows(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
+    """Few-shot classifier with soft-label prototypes on prototypical lines.
+
+    A handful of prototypes, each carrying a probability distribution over classes (a *soft
+    label*), classify queries by the soft-label inverse-distance kNN rule (SLaPkNN,
+    Sucholutsky & Schonlau 2021). Prototypes sit at the ends of *prototypical lines* through
+    class centroids, and their soft labels come from a linear program per line (Sucholutsky et
+    al. 2021; Singh et al., arXiv:2210.17437) that makes every class on the line win around its
+    own centroid. Two prototypes can therefore separate three or more classes: fewer
+    prototypes than classes ("less than one shot") is possible.
+
+    Read more in the :ref:`User Guide <prototypes>`.
+
+    Parameters
+    ----------
+    n_prototypes : "auto" or int, default="auto"
+        Number of prototypes.
+
+        - ``"auto"``: the paper's construction. Class centroids are grouped by complete-linkage
+          clustering into ``n_classes - 1`` groups, groups of one class are merged into the
+          nearest group, each group becomes a line through its two furthest-apart centroids, and
+          every other class is attached to the nearest line. Two prototypes per line.
+        - int ``M <= n_classes``: ``M // 2`` lines over the class centroids (a group of a single
+          class becomes a line between two k-means sub-centroids of that class). For odd ``M``
+          the class furthest from its line gets a prototype of its own at its centroid.
+        - int ``M > n_classes``: ``M`` within-class k-means centres (spread evenly over the
+          classes), paired into lines, preferring pairs of different classes. Fewer prototypes
+          are used if the classes have fewer distinct samples than that (with a warning).
+
+    soft_labels : {"lp"}, default="lp"
+        How prototype soft labels are found. ``"lp"``: the per-line linear program, solved with
+        SciPy's HiGHS (no commercial solver). Class positions are measured in the coordinate
+        the two-prototype rule actually uses, so every class centroid is classified as its own
+        class when it is routed to its line.
+    n_neighbors : int, default=2
+        The ``k`` of SLaPkNN. With ``routing="line"`` the vote is among the prototypes of the
+        chosen line, so ``k`` is at most 2 there (more only on a line that fell back to one-hot
+        prototypes). The LP optimises soft labels for ``k = 2``; ``k = 1`` (the released
+        notebooks of the paper) reads only the nearer prototype's label.
+    routing : {"line", "global"}, default="line"
+        ``"line"``: route each query to the nearest line segment, then apply SLaPkNN to that
+        line's prototypes (HSLaPkNN). ``"global"``: SLaPkNN over all prototypes.
+    metric : {"euclidean", "cosine"}, default="euclidean"
+        ``"cosine"`` L2-normalises inputs and centroids and then uses Euclidean (chordal)
+        distances, which rank neighbours exactly as cosine distance does.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the k-means used for sub-centroids (only when a class needs more than one
+        prototype).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    prototypes_ : ndarray of shape (n_prototypes_, n_features)
+        Prototype locations (in the normalised space when ``metric="cosine"``).
+    prototype_labels_ : ndarray of shape (n_prototypes_, n_classes)
+        Soft label of each prototype; rows sum to 1, columns follow ``classes_``.
+    lines_ : list of dict
+        One entry per line: ``"prototypes"`` (row indices into ``prototypes_``), ``"classes"``
+        (labels carried by the line, ordered along it), ``"positions"`` (their positions in
+        ``[0, 1]``), and ``"status"``: ``"lp"``; ``"lp-no-midpoints"`` (midpoint boundaries
+        were infeasible, every class still wins at its centroid); ``"single-class"``;
+        ``"point"`` (one prototype); or ``"fallback-one-hot"`` (no soft labels could make each
+        class win at its centroid, e.g. two centroids at the same position: the line keeps its
+        segment for routing but gets one one-hot prototype per class at the class centroid,
+        so no class and no query is ever dropped; a :class:`LineFallbackWarning` is issued).
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string feature names.
+
+    See Also
+    --------
+    sklearn.neighbors.NearestCentroid : One hard-label prototype per class.
+    sklearn.neighbors.KNeighborsClassifier : With ``weights="distance"``, SLaPkNN on one-hot
+        labels of every training point.
+
+    Notes
+    -----
+    With two prototypes ``p1, p2`` carrying soft labels ``a, b``, SLaPkNN scores class ``j``
+    as ``a_j / d1 + b_j / d2``; :meth:`predict_proba` returns these scores normalised to sum
+    to one, ``(d2 a + d1 b) / (d1 + d2)``. A query at distance zero from a prototype takes that
+    prototype's label (the limit of the rule), so no division by zero happens.
+
+    Examples
+    --------
+    Three classes along a line, two prototypes:
+
+    >>> import numpy as np
+    >>> from sklearn_lts import SoftLabelPrototypeClassifier
+    >>> X = np.array([[0.0, 0], [0.2, 0], [4.0, 0], [4.2, 0], [10.0, 0], [10.2, 0]])
+    >>> y = np.array([0, 0, 1, 1, 2, 2])
+    >>> clf = SoftLabelPrototypeClassifier(n_prototypes=2).fit(X, y)
+    >>> clf.prototypes_.shape
+    (2, 2)
+    >>> clf.predict([[0.1, 0.0], [4.1, 0.0], [10.1, 0.0]])
+    array([0, 1, 2])
+    >>> clf.predict_proba([[4.1, 0.0]]).sum()
+    np.float64(1.0)
+    """
+
+    def __init__(
+        self,
+        n_prototypes="auto",
+        *,
+        soft_labels="lp",
+        n_neighbors=2,
+        routing="line",
+        metric="euclidean",
+        random_state=None,
+    ):
+        self.n_prototypes = n_prototypes
+        self.soft_labels = soft_labels
+        self.n_neighbors = n_neighbors
+        self.routing = routing
+        self.metric = metric
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ validation helpers
+    def _validate_params(self) -> None:
+        M = self.n_prototypes
+        if not (
+            (isinstance(M, str) and M == "auto")
+            or (isinstance(M, numbers.Integral) and not isinstance(M, bool) and M >= 2)
+        ):
+            raise ValueError(f"n_prototypes must be 'auto' or an int >= 2, got {M!r}.")
+        if self.soft_labels not in ("lp",):
+            raise ValueError(f"soft_labels must be 'lp', got {self.soft_labels!r}.")
+        k = self.n_neighbors
+        if not (isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1):
+            raise ValueError(f"n_neighbors must be an int >= 1, got {k!r}.")
+        if self.routing not in ("line", "global"):
+            raise ValueError(f"routing must be 'line' or 'global', got {self.routing!r}.")
+        if self.metric not in ("euclidean", "cosine"):
+            raise ValueError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}.")
+
+    def _to_space(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        return _normalize_rows(X) if self.metric == "cosine" else X
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y):
+        """Fit prototypes and their soft labels on a (small) labelled set.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training vectors, e.g. sentence embeddings.
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self : SoftLabelPrototypeClassifier
+            The fitted estimator.
+        """
+        self._validate_params()
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        n_classes = len(self.classes_)
+        Xs = self._to_space(X)
+        rng = check_random_state(self.random_state)
+        centroids = class_centroids(Xs, y_enc, n_classes)
+        if self.metric == "cosine":
+            centroids = _normalize_rows(centroids)
+
+        def kmeans_centres(c: int, n: int) -> np.ndarray:
+            pts = Xs[y_enc == c]
+            n = min(n, len(np.unique(pts, axis=0)))
+            if n <= 1:
+                return centroids[c][None, :]
+            km = KMeans(n_clusters=n, n_init=4, random_state=rng.randint(2**31 - 1)).fit(pts)
+            centres = km.cluster_centers_
+            return _normalize_rows(centres) if self.metric == "cosine" else centres
+
+        def split_class(c: int) -> tuple[np.ndarray, np.ndarray]:
+            centres = kmeans_centres(c, 2)
+            return centres[0], centres[-1]
+
+        M = self.n_prototypes
+        if n_classes == 1:
+            lines = [Line(centroids[0], centroids[0], [0], 0, 0, is_point=True)]
+        elif M == "auto":
+            lines = lines_from_centroids(centroids, None, split_class)
+        elif M <= n_classes:
+            lines = lines_from_centroids(centroids, M // 2, split_class)
+            if M % 2 == 1:
+                lines = self._split_off_point(lines, centroids)
+        else:
+            per_class = self._allocate(M, n_classes, y_enc)
+            anchors, anchor_classes = [], []
+            for c in range(n_classes):
+                centres = kmeans_centres(c, per_class[c])
+                anchors.append(centres)
+                anchor_classes.extend([c] * len(centres))
+            anchors = np.vstack(anchors)
+            if len(anchors) < M:
+                warnings.warn(
+                    f"n_prototypes={M} exceeds what the training data supports; using "
+                    f"{len(anchors)} prototypes (one per distinct training point at most).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            lines = lines_from_anchors(anchors, np.asarray(anchor_classes))
+        self._build_prototypes(lines, centroids, n_classes)
+        return self
+
+    @staticmethod
+    def _allocate(M: int, n_classes: int, y_enc: np.ndarray) -> np.ndarray:
+        """Spread M prototypes over classes: evenly, remainders to the largest classes."""
+        counts = np.bincount(y_enc, minlength=n_classes)
+        per = np.full(n_classes, M // n_classes)
+        order = np.argsort(-counts, kind="stable")
+        per[order[: M % n_classes]] += 1
+        return per
+
+    @staticmethod
+    def _split_off_point(lines: list[Line], centroids: np.ndarray) -> list[Line]:
+        """Give the attached class furthest from its line a prototype of its own."""
+        best = None
+        for li, ln in enumerate(lines):
+            for c in ln.classes:
+                if c in (ln.start_class, ln.end_class):
+                    continue
+                d = point_segment_distances(centroids[c][None], ln.start[None], ln.end[None])[0, 0]
+                if best is None or d > best[0]:
+                    best = (d, li, c)
+        if best is not None:
+            _, li, c = best
+            lines[li].classes.remove(c)
+            lines.append(Line(centroids[c], centroids[c], [c], c, c, is_point=True))
+        return lines
+
+    def _build_prototypes(self, lines: list[Line], centroids: np.ndarray, n_classes: int) -> None:
+        protos, labels, info, starts, ends = [], [], [], [], []
+
+        def add(point: np.ndarray, label: np.ndarray) -> int:
+            protos.append(point)
+            labels.append(label)
+            return len(protos) - 1
+
+        def one_hot(c: int) -> np.ndarray:
+            v = np.zeros(n_classes)
+            v[c] = 1.0
+            return v
+
+        for ln in lines:
+            starts.append(ln.start)
+            ends.append(ln.end)
+            classes = sorted(set(ln.classes))
+            if ln.is_point:
+                idx = [add(ln.start, one_hot(classes[0]))]
+                info.append(self._line_info(idx, classes, [0.0], "point"))
+                continue
+            if len(classes) == 1:
+                idx = [add(ln.start, one_hot(classes[0])), add(ln.end, one_hot(classes[0]))]
+                info.append(self._line_info(idx, classes, [0.0, 1.0], "single-class"))
+                continue
+            # Position of each class on the line; end classes sit exactly at 0 and 1.
+            pos = line_positions(centroids[classes], ln.start, ln.end)
+            pos[classes.index(ln.start_class)] = 0.0
+            pos[classes.index(ln.end_class)] = 1.0
+            order = np.argsort(pos, kind="stable")
+            ordered = [classes[i] for i in order]
+            pos = pos[order]
+            res = solve_line_lp(pos)
+            if res is None:
+                warnings.warn(
+                    f"The soft-label LP of the line carrying classes "
+                    f"{list(self.classes_[ordered])} is infeasible (positions {np.round(pos, 4)}"
+                    "); using one one-hot prototype per class on that line instead.",
+                    LineFallbackWarning,
+                    stacklevel=3,
+                )
+                idx = [add(centroids[c], one_hot(c)) for c in ordered]
+                info.append(self._line_info(idx, ordered, pos, "fallback-one-hot"))
+                continue
+            a = np.zeros(n_classes)
+            b = np.zeros(n_classes)
+            a[ordered] = res.a
+            b[ordered] = res.b
+            idx = [add(ln.start, a), add(ln.end, b)]
+            info.append(self._line_info(idx, ordered, pos, res.status))
+
+        self.prototypes_ = np.vstack(protos)
+        self.prototype_labels_ = np.vstack(labels)
+        self.lines_ = info
+        self._seg_starts = np.vstack(starts)
+        self._seg_ends = np.vstack(ends)
+        member = np.zeros((len(info), len(protos)), dtype=bool)
+        for li, entry in enumerate(info):
+            member[li, entry["prototypes"]] = True
+        self._line_members = member
+
+    def _line_info(self, idx, classes, positions, status) -> dict:
+        return {
+            "prototypes": np.asarray(idx, dtype=np.intp),
+            "classes": self.classes_[np.asarray(classes, dtype=np.intp)],
+            "positions": np.asarray(positions, dtype=np.float64),
+            "status": status,
+        }
+
+    # ------------------------------------------------------------------ prediction
+    def predict_proba(self, X):
+        """Class probabilities: normalised SLaPkNN scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        out = np.empty((X.shape[0], len(self.classes_)))
+        for sl in gen_batches(X.shape[0], _BATCH):
+            out[sl] = self._proba_chunk(self._to_space(X[sl]))
+        return out
+
+    def _proba_chunk(self, Xs: np.ndarray) -> np.ndarray:
+        D = euclidean_distances_fast(Xs, self.prototypes_)
+        if self.routing == "line" and len(self.lines_) > 1:
+            seg = point_segment_distances(Xs, self._seg_starts, self._seg_ends)
+            line = np.argmin(seg, axis=1)
+            D = np.where(self._line_members[line], D, np.inf)
+        return slapknn_proba(D, self.prototype_labels_, self.n_neighbors)
+
+    def decision_function(self, X):
+        """Confidence scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, ``P(classes_[1]) - P(classes_[0])`` (positive means
+            ``classes_[1]``); otherwise the class probabilities.
+        """
+        check_is_fitted(self)
+        proba = self.predict_proba(X)
+        if proba.shape[1] == 2:
+            return proba[:, 1] - proba[:, 0]
+        return proba
+
+    def predict(self, X):
+        """Predict the class of each row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
