@@ -59,18 +59,30 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
           clustering into ``n_classes - 1`` groups, groups of one class are merged into the
           nearest group, each group becomes a line through its two furthest-apart centroids, and
           every other class is attached to the nearest line. Two prototypes per line.
-        - int ``M <= n_classes``: ``M // 2`` lines over the class centroids (a group of a single
-          class becomes a line between two k-means sub-centroids of that class). For odd ``M``
-          the class furthest from its line gets a prototype of its own at its centroid.
-        - int ``M > n_classes``: ``M`` within-class k-means centres (spread evenly over the
-          classes), paired into lines, preferring pairs of different classes. Fewer prototypes
-          are used if the classes have fewer distinct samples than that (with a warning).
+        - int ``M < n_classes`` (less than one shot): ``M // 2`` lines over the class centroids
+          (a group of a single class becomes a line between two k-means sub-centroids of that
+          class). For odd ``M`` the class furthest from its line gets a prototype of its own at
+          its centroid.
+        - int ``M >= n_classes``: one anchor per class centroid (``M = n_classes``), or ``M``
+          within-class k-means centres spread evenly over the classes, paired into lines,
+          preferring pairs of different classes; an odd anchor left over is a single
+          prototype. Fewer prototypes are used if the classes have fewer distinct samples than
+          that (with a warning).
 
     soft_labels : {"lp"}, default="lp"
         How prototype soft labels are found. ``"lp"``: the per-line linear program, solved with
         SciPy's HiGHS (no commercial solver). Class positions are measured in the coordinate
         the two-prototype rule actually uses, so every class centroid is classified as its own
         class when it is routed to its line.
+    class_positions : {"support", "centroid"}, default="support"
+        Where each class sits on its line, which fixes where the LP makes it win and puts the
+        decision boundaries (midway between consecutive classes). ``"centroid"`` is the
+        reference: the position of the class centroid, so that the end classes sit exactly at
+        the prototypes. ``"support"``: the median position of the class's training points.
+        In high dimension training points lie far from their centroid and look "half-way"
+        along any line (the end classes' points sit near 0.3 and 0.7, not at 0 and 1), so
+        boundaries placed between centroids miss the data; ``"support"`` places them where
+        the points are. Measured in ``benchmarks/``.
     n_neighbors : int, default=2
         The ``k`` of SLaPkNN. With ``routing="line"`` the vote is among the prototypes of the
         chosen line, so ``k`` is at most 2 there (more only on a line that fell back to one-hot
@@ -143,6 +155,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         n_prototypes="auto",
         *,
         soft_labels="lp",
+        class_positions="support",
         n_neighbors=2,
         routing="line",
         metric="euclidean",
@@ -150,10 +163,24 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     ):
         self.n_prototypes = n_prototypes
         self.soft_labels = soft_labels
+        self.class_positions = class_positions
         self.n_neighbors = n_neighbors
         self.routing = routing
         self.metric = metric
         self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Less than one shot (fewer prototypes than classes) cannot reach the 83 % training
+        # accuracy that scikit-learn's common checks demand on three blobs that do not lie on
+        # one line: two prototypes then have to share three classes along a single segment.
+        # "auto" on three classes builds exactly one such line. Settings with at least as many
+        # prototypes as the checks' three classes are held to the full threshold.
+        M = self.n_prototypes
+        tags.classifier_tags.poor_score = isinstance(M, str) or (
+            isinstance(M, numbers.Integral) and M < 3
+        )
+        return tags
 
     # ------------------------------------------------------------------ validation helpers
     def _validate_params(self) -> None:
@@ -168,6 +195,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         k = self.n_neighbors
         if not (isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1):
             raise ValueError(f"n_neighbors must be an int >= 1, got {k!r}.")
+        if self.class_positions not in ("support", "centroid"):
+            raise ValueError(
+                f"class_positions must be 'support' or 'centroid', got {self.class_positions!r}."
+            )
         if self.routing not in ("line", "global"):
             raise ValueError(f"routing must be 'line' or 'global', got {self.routing!r}.")
         if self.metric not in ("euclidean", "cosine"):
@@ -222,7 +253,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             lines = [Line(centroids[0], centroids[0], [0], 0, 0, is_point=True)]
         elif M == "auto":
             lines = lines_from_centroids(centroids, None, split_class)
-        elif M <= n_classes:
+        elif M < n_classes:
             lines = lines_from_centroids(centroids, M // 2, split_class)
             if M % 2 == 1:
                 lines = self._split_off_point(lines, centroids)
@@ -242,7 +273,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
                     stacklevel=2,
                 )
             lines = lines_from_anchors(anchors, np.asarray(anchor_classes))
-        self._build_prototypes(lines, centroids, n_classes)
+        self._build_prototypes(lines, centroids, n_classes, Xs, y_enc)
         return self
 
     @staticmethod
@@ -271,7 +302,9 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             lines.append(Line(centroids[c], centroids[c], [c], c, c, is_point=True))
         return lines
 
-    def _build_prototypes(self, lines: list[Line], centroids: np.ndarray, n_classes: int) -> None:
+    def _build_prototypes(
+        self, lines: list[Line], centroids: np.ndarray, n_classes: int, Xs: np.ndarray, y: np.ndarray
+    ) -> None:
         protos, labels, info, starts, ends = [], [], [], [], []
 
         def add(point: np.ndarray, label: np.ndarray) -> int:
@@ -296,10 +329,15 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
                 idx = [add(ln.start, one_hot(classes[0])), add(ln.end, one_hot(classes[0]))]
                 info.append(self._line_info(idx, classes, [0.0, 1.0], "single-class"))
                 continue
-            # Position of each class on the line; end classes sit exactly at 0 and 1.
-            pos = line_positions(centroids[classes], ln.start, ln.end)
-            pos[classes.index(ln.start_class)] = 0.0
-            pos[classes.index(ln.end_class)] = 1.0
+            if self.class_positions == "centroid":
+                # The reference: centroid positions, the end classes exactly at 0 and 1.
+                pos = line_positions(centroids[classes], ln.start, ln.end)
+                pos[classes.index(ln.start_class)] = 0.0
+                pos[classes.index(ln.end_class)] = 1.0
+            else:
+                pos = np.array(
+                    [np.median(line_positions(Xs[y == c], ln.start, ln.end)) for c in classes]
+                )
             order = np.argsort(pos, kind="stable")
             ordered = [classes[i] for i in order]
             pos = pos[order]

@@ -110,6 +110,40 @@ def _solve(positions: np.ndarray, with_midpoints: bool, margin: float):
     return res
 
 
+def _max_margin(positions: np.ndarray, with_midpoints: bool) -> float:
+    """Largest win margin any soft labels can reach (0 or less: not every class can win)."""
+    n = len(positions)
+    nv = 2 * n + 1  # a, b, gamma
+    A_ub, b_ub, A_eq, b_eq = [], [], [], []
+    for i, lam in enumerate(positions):
+        for j in range(n):
+            if j != i:  # s_j - s_i + gamma <= 0
+                r = np.zeros(nv)
+                r[j], r[n + j] = 1.0 - lam, lam
+                r[i], r[n + i] = r[i] - (1.0 - lam), r[n + i] - lam
+                r[-1] = 1.0
+                A_ub.append(r)
+                b_ub.append(0.0)
+    if with_midpoints:
+        for i in range(n - 1):
+            m = 0.5 * (positions[i] + positions[i + 1])
+            r = np.zeros(nv)
+            r[i], r[n + i], r[i + 1], r[n + i + 1] = 1.0 - m, m, -(1.0 - m), -m
+            A_eq.append(r)
+            b_eq.append(0.0)
+    for block in (slice(0, n), slice(n, 2 * n)):
+        r = np.zeros(nv)
+        r[block] = 1.0
+        A_eq.append(r)
+        b_eq.append(1.0)
+    c = np.zeros(nv)
+    c[-1] = -1.0
+    bounds = [(0.0, 1.0)] * (2 * n) + [(None, 1.0)]
+    res = linprog(c, A_ub=np.array(A_ub), b_ub=np.array(b_ub), A_eq=np.array(A_eq),
+                  b_eq=np.array(b_eq), bounds=bounds, method="highs")
+    return float(res.x[-1]) if res.status == 0 else -np.inf
+
+
 def solve_line_lp(positions: np.ndarray, margin: float = WIN_MARGIN) -> LineLPResult | None:
     """Soft labels for the two prototypes of a line carrying classes at ``positions``.
 
@@ -120,7 +154,9 @@ def solve_line_lp(positions: np.ndarray, margin: float = WIN_MARGIN) -> LineLPRe
         :func:`~sklearn_lts.prototypes._lines.line_positions`), strictly increasing, with the
         first at 0 and the last at 1 for the end classes.
     margin : float
-        Minimum score gap by which each class must win at its own position.
+        Win margin asked for. When classes sit so close together that no soft labels reach it,
+        half of the largest reachable margin is used instead (found by a first, small LP), so
+        the program is only declared infeasible when no positive margin exists at all.
 
     Returns
     -------
@@ -143,10 +179,13 @@ def solve_line_lp(positions: np.ndarray, margin: float = WIN_MARGIN) -> LineLPRe
     n = len(positions)
     if n == 1:
         return LineLPResult(np.ones(1), np.ones(1), "lp")
-    if np.any(np.diff(positions) <= 1e-9):
+    if np.any(np.diff(positions) <= 1e-12):
         return None
     for with_midpoints, status in ((True, "lp"), (False, "lp-no-midpoints")):
-        res = _solve(positions, with_midpoints, margin)
+        reachable = _max_margin(positions, with_midpoints)
+        if not reachable > 1e-9:
+            continue
+        res = _solve(positions, with_midpoints, min(margin, 0.5 * reachable))
         if res.status == 0:
             a = np.clip(res.x[:n], 0.0, None)
             b = np.clip(res.x[n : 2 * n], 0.0, None)
