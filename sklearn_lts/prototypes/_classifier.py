@@ -20,7 +20,7 @@ from sklearn_lts.prototypes._lines import (
     lines_from_centroids,
     point_segment_distances,
 )
-from sklearn_lts.prototypes._slapknn import euclidean_distances_fast, slapknn_proba
+from sklearn_lts.prototypes._slapknn import euclidean_distances_fast, slapknn_proba, soft_vote
 from sklearn_lts.prototypes._soft_labels import solve_line_lp
 
 __all__ = ["LineFallbackWarning", "SoftLabelPrototypeClassifier"]
@@ -205,7 +205,6 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}.")
 
     def _to_space(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
         return _normalize_rows(X) if self.metric == "cosine" else X
 
     # ------------------------------------------------------------------ fit
@@ -303,7 +302,12 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         return lines
 
     def _build_prototypes(
-        self, lines: list[Line], centroids: np.ndarray, n_classes: int, Xs: np.ndarray, y: np.ndarray
+        self,
+        lines: list[Line],
+        centroids: np.ndarray,
+        n_classes: int,
+        Xs: np.ndarray,
+        y: np.ndarray,
     ) -> None:
         protos, labels, info, starts, ends = [], [], [], [], []
 
@@ -365,10 +369,12 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.lines_ = info
         self._seg_starts = np.vstack(starts)
         self._seg_ends = np.vstack(ends)
-        member = np.zeros((len(info), len(protos)), dtype=bool)
+        width = max(len(entry["prototypes"]) for entry in info)
+        table = np.full((len(info), width), len(protos), dtype=np.intp)
         for li, entry in enumerate(info):
-            member[li, entry["prototypes"]] = True
-        self._line_members = member
+            table[li, : len(entry["prototypes"])] = entry["prototypes"]
+        self._line_table = table
+        self._route_matrix = np.vstack([self.prototypes_, self._seg_starts, self._seg_ends])
 
     def _line_info(self, idx, classes, positions, status) -> dict:
         return {
@@ -392,19 +398,48 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             Rows sum to 1; columns follow ``classes_``.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        # float32 input stays float32: the distance products run twice as fast, and the
+        # probabilities are still computed in float64.
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         out = np.empty((X.shape[0], len(self.classes_)))
         for sl in gen_batches(X.shape[0], _BATCH):
             out[sl] = self._proba_chunk(self._to_space(X[sl]))
         return out
 
     def _proba_chunk(self, Xs: np.ndarray) -> np.ndarray:
-        D = euclidean_distances_fast(Xs, self.prototypes_)
-        if self.routing == "line" and len(self.lines_) > 1:
-            seg = point_segment_distances(Xs, self._seg_starts, self._seg_ends)
-            line = np.argmin(seg, axis=1)
-            D = np.where(self._line_members[line], D, np.inf)
-        return slapknn_proba(D, self.prototype_labels_, self.n_neighbors)
+        M, L = len(self.prototypes_), len(self.lines_)
+        if self.routing == "global" or L == 1:
+            D = euclidean_distances_fast(Xs, self.prototypes_)
+            return slapknn_proba(D, self.prototype_labels_, self.n_neighbors)
+        # One matrix product serves the segment distances and the prototype distances
+        # (segment end points are stacked under the prototypes).
+        G = Xs @ self._route_matrix.T.astype(Xs.dtype)
+        seg = point_segment_distances(
+            Xs, self._seg_starts, self._seg_ends, XS=G[:, M : M + L], XE=G[:, M + L :]
+        )
+        line = np.argmin(seg, axis=1)
+        # Only the routed line's prototypes vote: gather their distances, nothing else.
+        table = self._line_table[line]  # (n, max prototypes per line); M pads
+        valid = table < M
+        safe = np.where(valid, table, 0)
+        rows = np.arange(len(Xs))[:, None]
+        xx = np.einsum("ij,ij->i", Xs, Xs).astype(np.float64)[:, None]
+        pp = np.einsum("ij,ij->i", self.prototypes_, self.prototypes_)
+        sq = xx + pp[safe] - 2.0 * G[rows, safe]
+        D = np.sqrt(np.maximum(sq, 0.0))
+        # exact recomputation near zero, as in euclidean_distances_fast
+        close = valid & (D <= 1e-3 * np.sqrt(1.0 + pp[safe]))
+        if close.any():
+            r, c = np.nonzero(close)
+            diff = Xs[r].astype(np.float64) - self.prototypes_[safe[r, c]]
+            D[r, c] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        D[~valid] = np.inf
+        k = min(self.n_neighbors, table.shape[1])
+        if k < table.shape[1]:
+            part = np.argpartition(D, k - 1, axis=1)[:, :k]
+            D = np.take_along_axis(D, part, axis=1)
+            safe = np.take_along_axis(safe, part, axis=1)
+        return soft_vote(D, self.prototype_labels_[safe])
 
     def decision_function(self, X):
         """Confidence scores.

@@ -9,22 +9,32 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["euclidean_distances_fast", "inverse_distance_weights", "slapknn_proba"]
+__all__ = [
+    "euclidean_distances_fast",
+    "inverse_distance_weights",
+    "slapknn_proba",
+    "soft_vote",
+]
 
 
-def euclidean_distances_fast(X: np.ndarray, P: np.ndarray) -> np.ndarray:
+def euclidean_distances_fast(
+    X: np.ndarray, P: np.ndarray, XP: np.ndarray | None = None
+) -> np.ndarray:
     """Euclidean distances between the rows of ``X`` and ``P`` through one matrix product.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
     P : ndarray of shape (n_points, n_features)
+    XP : ndarray of shape (n_samples, n_points), optional
+        ``X @ P.T`` when the caller already has it (it shares one product between several
+        uses). Computed in the dtype of ``X`` (float32 stays float32) otherwise.
 
     Returns
     -------
     D : ndarray of shape (n_samples, n_points)
-        Non-negative distances. Rounding can leave a few ulps where the exact distance is 0;
-        rows of ``X`` that are bitwise equal to a row of ``P`` get exactly 0.
+        Non-negative float64 distances. Rows of ``X`` that are equal to a row of ``P`` up to
+        rounding get their distance recomputed exactly, so an exact match gives exactly 0.
 
     Examples
     --------
@@ -32,17 +42,22 @@ def euclidean_distances_fast(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     >>> euclidean_distances_fast(np.array([[0.0, 0.0]]), np.array([[3.0, 4.0], [0.0, 0.0]]))
     array([[5., 0.]])
     """
-    X = np.asarray(X, dtype=np.float64)
-    P = np.asarray(P, dtype=np.float64)
-    sq = (X * X).sum(1)[:, None] + (P * P).sum(1)[None, :] - 2.0 * (X @ P.T)
+    X = np.asarray(X)
+    P = np.asarray(P, dtype=X.dtype)
+    if XP is None:
+        XP = X @ P.T
+    pp = np.einsum("ij,ij->i", P, P, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", X, X).astype(np.float64)[:, None] + pp[None, :] - 2.0 * XP
     np.maximum(sq, 0.0, out=sq)
-    D = np.sqrt(sq)
-    # The expansion above is inexact near 0; recompute exact matches so that a query sitting on
-    # a prototype is recognised as such (it then takes that prototype's label, see below).
-    close = D <= 1e-6 * (1.0 + np.sqrt((P * P).sum(1)))[None, :]
+    D = np.sqrt(sq, out=sq)
+    # The expansion loses precision near 0; recompute near-matches exactly so that a query
+    # sitting on a prototype is recognised as such (it then takes that prototype's label).
+    tol = 1e-3 * np.sqrt(1.0 + pp) if X.dtype == np.float32 else 1e-6 * np.sqrt(1.0 + pp)
+    close = D <= tol[None, :]
     if close.any():
         rows, cols = np.nonzero(close)
-        D[rows, cols] = np.linalg.norm(X[rows] - P[cols], axis=1)
+        diff = X[rows].astype(np.float64) - P[cols].astype(np.float64)
+        D[rows, cols] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
     return D
 
 
@@ -113,9 +128,29 @@ def slapknn_proba(D: np.ndarray, soft_labels: np.ndarray, n_neighbors: int | Non
     k = n_protos if n_neighbors is None else min(int(n_neighbors), n_protos)
     if k < n_protos:
         idx = np.argpartition(D, k - 1, axis=1)[:, :k]
-    else:
-        idx = np.broadcast_to(np.arange(n_protos), D.shape)
-    Dk = np.take_along_axis(D, idx, axis=1)
-    W = inverse_distance_weights(Dk)
-    # (n, k, 1) * (n, k, C) summed over k; einsum keeps it one pass without a Python loop.
-    return np.einsum("nk,nkc->nc", W, Y[idx])
+        D = np.take_along_axis(D, idx, axis=1)
+        return soft_vote(D, Y[idx])
+    return soft_vote(D, np.broadcast_to(Y, (D.shape[0], *Y.shape)))
+
+
+def soft_vote(D: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Inverse-distance vote of given neighbours: ``sum_i w_i y_i`` with normalised weights.
+
+    Parameters
+    ----------
+    D : ndarray of shape (n_samples, k)
+        Distances to each query's voting prototypes (``inf``: does not vote).
+    Y : ndarray of shape (n_samples, k, n_classes)
+        Their soft labels.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_classes)
+
+    Examples
+    --------
+    >>> soft_vote(np.array([[1.0, 1.0]]), np.array([[[1.0, 0.0], [0.0, 1.0]]]))
+    array([[0.5, 0.5]])
+    """
+    W = inverse_distance_weights(D)
+    return np.einsum("nk,nkc->nc", W, Y)
