@@ -6,12 +6,14 @@ import numbers
 import warnings
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from sklearn_lts.prototypes._deep import heads_forward, line_mix_weights, train_line_heads
 from sklearn_lts.prototypes._lines import (
     Line,
     class_centroids,
@@ -69,11 +71,14 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
           prototype. Fewer prototypes are used if the classes have fewer distinct samples than
           that (with a warning).
 
-    soft_labels : {"lp"}, default="lp"
+    soft_labels : {"lp", "neural"}, default="lp"
         How prototype soft labels are found. ``"lp"``: the per-line linear program, solved with
         SciPy's HiGHS (no commercial solver). Class positions are measured in the coordinate
         the two-prototype rule actually uses, so every class centroid is classified as its own
-        class when it is routed to its line.
+        class when it is routed to its line. ``"neural"`` (DeepSLP): each prototype of a line
+        carries a small head whose output, a function of the query, replaces the fixed soft
+        label; the two heads are mixed with normalised inverse-distance weights and trained
+        with cross-entropy on the support set (see :mod:`sklearn_lts.prototypes._deep`).
     class_positions : {"support", "centroid"}, default="support"
         Where each class sits on its line, which fixes where the LP makes it win and puts the
         decision boundaries (midway between consecutive classes). ``"centroid"`` is the
@@ -94,9 +99,18 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     metric : {"euclidean", "cosine"}, default="euclidean"
         ``"cosine"`` L2-normalises inputs and centroids and then uses Euclidean (chordal)
         distances, which rank neighbours exactly as cosine distance does.
+    hidden_size : int or None, default=None
+        DeepSLP only: hidden width of each head; ``None`` is the reference's single linear
+        layer.
+    learning_rate : float, default=1e-2
+        DeepSLP only: AdamW learning rate.
+    n_epochs : int, default=100
+        DeepSLP only: full-batch training steps per line.
+    weight_decay : float, default=1e-2
+        DeepSLP only: AdamW weight decay.
     random_state : int, RandomState instance or None, default=None
         Seeds the k-means used for sub-centroids (only when a class needs more than one
-        prototype).
+        prototype) and the DeepSLP head initialisation.
 
     Attributes
     ----------
@@ -115,6 +129,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         class win at its centroid, e.g. two centroids at the same position: the line keeps its
         segment for routing but gets one one-hot prototype per class at the class centroid,
         so no class and no query is ever dropped; a :class:`LineFallbackWarning` is issued).
+    heads_ : list
+        DeepSLP only (else ``None``): per line, ``None`` or the pair of trained heads as
+        ``[(W, b), ...]`` NumPy arrays (see :func:`~sklearn_lts.prototypes._deep.heads_forward`).
+        ``prototype_labels_`` then holds each head's label at its own prototype.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -159,6 +177,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         n_neighbors=2,
         routing="line",
         metric="euclidean",
+        hidden_size=None,
+        learning_rate=1e-2,
+        n_epochs=100,
+        weight_decay=1e-2,
         random_state=None,
     ):
         self.n_prototypes = n_prototypes
@@ -167,6 +189,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.n_neighbors = n_neighbors
         self.routing = routing
         self.metric = metric
+        self.hidden_size = hidden_size
+        self.learning_rate = learning_rate
+        self.n_epochs = n_epochs
+        self.weight_decay = weight_decay
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -190,8 +216,18 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             or (isinstance(M, numbers.Integral) and not isinstance(M, bool) and M >= 2)
         ):
             raise ValueError(f"n_prototypes must be 'auto' or an int >= 2, got {M!r}.")
-        if self.soft_labels not in ("lp",):
-            raise ValueError(f"soft_labels must be 'lp', got {self.soft_labels!r}.")
+        if self.soft_labels not in ("lp", "neural"):
+            raise ValueError(f"soft_labels must be 'lp' or 'neural', got {self.soft_labels!r}.")
+        if self.soft_labels == "neural":
+            h = self.hidden_size
+            if h is not None and not (isinstance(h, numbers.Integral) and h >= 1):
+                raise ValueError(f"hidden_size must be None or an int >= 1, got {h!r}.")
+            if not (isinstance(self.n_epochs, numbers.Integral) and self.n_epochs >= 1):
+                raise ValueError(f"n_epochs must be an int >= 1, got {self.n_epochs!r}.")
+            if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
+                raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
+            if not (isinstance(self.weight_decay, numbers.Real) and self.weight_decay >= 0):
+                raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}.")
         k = self.n_neighbors
         if not (isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1):
             raise ValueError(f"n_neighbors must be an int >= 1, got {k!r}.")
@@ -273,6 +309,9 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
                 )
             lines = lines_from_anchors(anchors, np.asarray(anchor_classes))
         self._build_prototypes(lines, centroids, n_classes, Xs, y_enc)
+        self.heads_ = None
+        if self.soft_labels == "neural":
+            self._fit_heads(Xs, y_enc, rng.randint(2**31 - 1))
         return self
 
     @staticmethod
@@ -376,6 +415,35 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self._line_table = table
         self._route_matrix = np.vstack([self.prototypes_, self._seg_starts, self._seg_ends])
 
+    def _fit_heads(self, Xs: np.ndarray, y: np.ndarray, seed: int) -> None:
+        """DeepSLP: train two heads per soft-label line; lines without soft labels keep theirs."""
+        heads = []
+        for li, entry in enumerate(self.lines_):
+            if entry["status"] not in ("lp", "lp-no-midpoints"):
+                heads.append(None)
+                continue
+            cols = np.searchsorted(self.classes_, entry["classes"])
+            mask = np.isin(y, cols)
+            y_line = np.searchsorted(cols, y[mask]) if np.all(np.diff(cols) > 0) else np.array(
+                [list(cols).index(c) for c in y[mask]]
+            )
+            p1, p2 = self.prototypes_[entry["prototypes"]]
+            d1 = np.linalg.norm(Xs[mask] - p1, axis=1)
+            d2 = np.linalg.norm(Xs[mask] - p2, axis=1)
+            w1, _ = line_mix_weights(d1, d2)
+            h1, h2, _ = train_line_heads(
+                Xs[mask], y_line, len(cols), w1,
+                hidden=self.hidden_size, learning_rate=self.learning_rate,
+                n_epochs=self.n_epochs, weight_decay=self.weight_decay, seed=seed + li,
+            )
+            heads.append((h1, h2))
+            for proto, head in zip(entry["prototypes"], (h1, h2)):
+                z = heads_forward(head, self.prototypes_[proto][None])[0]
+                label = np.zeros(len(self.classes_))
+                label[cols] = softmax(z, axis=-1)
+                self.prototype_labels_[proto] = label
+        self.heads_ = heads
+
     def _line_info(self, idx, classes, positions, status) -> dict:
         return {
             "prototypes": np.asarray(idx, dtype=np.intp),
@@ -410,7 +478,15 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         M, L = len(self.prototypes_), len(self.lines_)
         if self.routing == "global" or L == 1:
             D = euclidean_distances_fast(Xs, self.prototypes_)
-            return slapknn_proba(D, self.prototype_labels_, self.n_neighbors)
+            if self.heads_ is None:
+                return slapknn_proba(D, self.prototype_labels_, self.n_neighbors)
+            if L == 1 and self.heads_[0] is not None and self.routing == "line":
+                return self._heads_proba(Xs, 0, D[:, 0], D[:, 1])
+            k = min(self.n_neighbors, M)
+            idx = np.argpartition(D, k - 1, axis=1)[:, :k] if k < M else np.broadcast_to(
+                np.arange(M), D.shape
+            )
+            return soft_vote(np.take_along_axis(D, idx, axis=1), self._neural_labels(Xs, idx))
         # One matrix product serves the segment distances and the prototype distances
         # (segment end points are stacked under the prototypes).
         G = Xs @ self._route_matrix.T.astype(Xs.dtype)
@@ -434,12 +510,56 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             diff = Xs[r].astype(np.float64) - self.prototypes_[safe[r, c]]
             D[r, c] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         D[~valid] = np.inf
-        k = min(self.n_neighbors, table.shape[1])
-        if k < table.shape[1]:
+        if self.heads_ is not None:
+            out = np.empty((len(Xs), len(self.classes_)))
+            plain = np.ones(len(Xs), dtype=bool)
+            for li, head in enumerate(self.heads_):
+                rows = line == li
+                if head is None or not rows.any():
+                    continue
+                plain[rows] = False
+                out[rows] = self._heads_proba(Xs[rows], li, D[rows, 0], D[rows, 1])
+            if plain.any():
+                out[plain] = self._vote(D[plain], safe[plain], table.shape[1])
+            return out
+        return self._vote(D, safe, table.shape[1])
+
+    def _vote(self, D: np.ndarray, safe: np.ndarray, width: int) -> np.ndarray:
+        k = min(self.n_neighbors, width)
+        if k < width:
             part = np.argpartition(D, k - 1, axis=1)[:, :k]
             D = np.take_along_axis(D, part, axis=1)
             safe = np.take_along_axis(safe, part, axis=1)
         return soft_vote(D, self.prototype_labels_[safe])
+
+    def _heads_proba(self, Xs, li: int, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+        """DeepSLP rule on one line: softmax of the distance-mixed head logits."""
+        cols = np.searchsorted(self.classes_, self.lines_[li]["classes"])
+        h1, h2 = self.heads_[li]
+        w1, w2 = line_mix_weights(d1, d2)
+        if self.n_neighbors == 1:  # only the nearer prototype votes
+            w1 = (d1 <= d2).astype(np.float64)
+            w2 = 1.0 - w1
+        z = w1[:, None] * heads_forward(h1, Xs) + w2[:, None] * heads_forward(h2, Xs)
+        out = np.zeros((len(Xs), len(self.classes_)))
+        out[:, cols] = softmax(z, axis=-1)
+        return out
+
+    def _neural_labels(self, Xs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Soft labels of the selected prototypes, evaluated at each query (global routing)."""
+        Y = self.prototype_labels_[idx].copy()
+        for li, head in enumerate(self.heads_):
+            if head is None:
+                continue
+            cols = np.searchsorted(self.classes_, self.lines_[li]["classes"])
+            for proto, h in zip(self.lines_[li]["prototypes"], head):
+                hit = idx == proto
+                rows = hit.any(axis=1)
+                if rows.any():
+                    lab = np.zeros((int(rows.sum()), len(self.classes_)))
+                    lab[:, cols] = softmax(heads_forward(h, Xs[rows]), axis=-1)
+                    Y[hit] = lab[np.nonzero(hit[rows])[0]]
+        return Y
 
     def decision_function(self, X):
         """Confidence scores.

@@ -24,6 +24,10 @@ ESTIMATORS = [
     SoftLabelPrototypeClassifier(n_prototypes=2, class_positions="centroid"),
     SoftLabelPrototypeClassifier(n_neighbors=1, metric="cosine"),
     SoftLabelPrototypeClassifier(n_neighbors=3, routing="global", metric="cosine"),
+    SoftLabelPrototypeClassifier(soft_labels="neural", n_epochs=30, random_state=0),
+    SoftLabelPrototypeClassifier(
+        n_prototypes=4, soft_labels="neural", routing="global", hidden_size=8, n_epochs=30
+    ),
 ]
 
 
@@ -187,6 +191,9 @@ def test_string_labels_and_column_order():
         ({"routing": "nearest"}, "routing"),
         ({"metric": "manhattan"}, "metric"),
         ({"class_positions": "mean"}, "class_positions"),
+        ({"soft_labels": "neural", "hidden_size": 0}, "hidden_size"),
+        ({"soft_labels": "neural", "n_epochs": 0}, "n_epochs"),
+        ({"soft_labels": "neural", "learning_rate": -1.0}, "learning_rate"),
     ],
 )
 def test_bad_parameters_raise_at_fit(params, match):

@@ -1,0 +1,77 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits, load_iris
+
+from sklearn_lts import SoftLabelPrototypeClassifier
+from sklearn_lts.prototypes._deep import heads_forward, line_mix_weights, train_line_heads
+
+
+def test_training_decreases_loss_and_is_deterministic():
+    rng = np.random.RandomState(0)
+    X = rng.randn(24, 10)
+    y = np.repeat(np.arange(3), 8)
+    X[np.arange(24), y] += 3.0
+    w1 = rng.rand(24)
+    h1, h2, losses = train_line_heads(X, y, 3, w1, n_epochs=60, seed=1)
+    assert losses[-1] < 0.5 * losses[0]
+    g1, g2, losses2 = train_line_heads(X, y, 3, w1, n_epochs=60, seed=1)
+    assert losses == losses2
+    for (W, b), (V, c) in zip(h1 + h2, g1 + g2):
+        np.testing.assert_array_equal(W, V)
+        np.testing.assert_array_equal(b, c)
+
+
+def test_heads_forward_matches_torch_mlp():
+    torch = pytest.importorskip("torch")
+    rng = np.random.RandomState(0)
+    X = rng.randn(5, 4)
+    _, h2, _ = train_line_heads(X, np.array([0, 1, 0, 1, 0]), 2, np.full(5, 0.5),
+                                hidden=7, n_epochs=3, seed=0)
+    (W1, b1), (W2, b2) = h2
+    ref = torch.relu(torch.as_tensor(X) @ torch.as_tensor(W1).T.double() + torch.as_tensor(b1))
+    ref = ref @ torch.as_tensor(W2).T.double() + torch.as_tensor(b2)
+    np.testing.assert_allclose(heads_forward(h2, X), ref.numpy(), rtol=1e-6)
+
+
+def test_mix_weights_zero_distance():
+    w1, w2 = line_mix_weights(np.array([0.0]), np.array([5.0]))
+    assert w1[0] == 1.0 and w2[0] == 0.0
+
+
+@pytest.mark.parametrize("routing", ["line", "global"])
+@pytest.mark.parametrize("M", ["auto", 2, 6])
+def test_neural_probabilities_and_pickle(routing, M):
+    X, y = load_iris(return_X_y=True)
+    clf = SoftLabelPrototypeClassifier(
+        n_prototypes=M, soft_labels="neural", routing=routing, n_epochs=50, random_state=0
+    ).fit(X, y)
+    proba = clf.predict_proba(np.vstack([X, clf.prototypes_]))
+    assert np.all(np.isfinite(proba)) and np.all(proba >= 0)
+    np.testing.assert_allclose(proba.sum(1), 1.0)
+    assert len(clf.heads_) == len(clf.lines_)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    again = clone(clf).fit(X, y)
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+def test_neural_beats_lp_when_less_than_one_shot():
+    # Two prototypes for four digit classes: fixed soft labels can only split one line
+    # coordinate into intervals; input-dependent heads use every feature.
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    mask = np.isin(y, range(4))
+    acc = {"lp": [], "neural": []}
+    for seed in range(3):
+        rng = np.random.RandomState(seed)
+        idx = np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), 8, replace=False) for c in range(4)]
+        )
+        for sl in acc:
+            clf = SoftLabelPrototypeClassifier(n_prototypes=2, soft_labels=sl, random_state=0)
+            acc[sl].append(clf.fit(X[idx], y[idx]).score(X[mask], y[mask]))
+    assert np.mean(acc["neural"]) > np.mean(acc["lp"]) + 0.1
+    assert np.mean(acc["neural"]) > 0.8
