@@ -9,6 +9,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -116,9 +117,9 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
-    prototypes_ : ndarray of shape (n_prototypes_, n_features)
+    prototypes_ : ndarray of shape (n_prototypes, n_features)
         Prototype locations (in the normalised space when ``metric="cosine"``).
-    prototype_labels_ : ndarray of shape (n_prototypes_, n_classes)
+    prototype_labels_ : ndarray of shape (n_prototypes, n_classes)
         Soft label of each prototype; rows sum to 1, columns follow ``classes_``.
     lines_ : list of dict
         One entry per line: ``"prototypes"`` (row indices into ``prototypes_``), ``"classes"``
@@ -135,7 +136,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         ``prototype_labels_`` then holds each head's label at its own prototype.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during ``fit``, when ``X`` has string feature names.
 
     See Also
@@ -275,7 +276,11 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             n = min(n, len(np.unique(pts, axis=0)))
             if n <= 1:
                 return centroids[c][None, :]
-            km = KMeans(n_clusters=n, n_init=4, random_state=rng.randint(2**31 - 1)).fit(pts)
+            km = KMeans(n_clusters=n, n_init=4, random_state=rng.randint(2**31 - 1))
+            # A few dozen points: OpenMP threads cost more than they save (4x slower on a
+            # busy 2-core machine), so cluster on one thread.
+            with threadpool_limits(1, user_api="openmp"):
+                km.fit(pts)
             centres = km.cluster_centers_
             return _normalize_rows(centres) if self.metric == "cosine" else centres
 
