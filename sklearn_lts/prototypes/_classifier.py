@@ -9,10 +9,10 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from sklearn_lts.prototypes._deep import heads_forward, line_mix_weights, train_line_heads
 from sklearn_lts.prototypes._lines import (

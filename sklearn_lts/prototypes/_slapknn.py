@@ -33,8 +33,9 @@ def euclidean_distances_fast(
     Returns
     -------
     D : ndarray of shape (n_samples, n_points)
-        Non-negative distances, in the dtype of ``X`` (float32 or float64). Rows of ``X`` that are equal to a row of ``P`` up to
-        rounding get their distance recomputed exactly, so an exact match gives exactly 0.
+        Non-negative distances, in the dtype of ``X`` (float32 or float64). Rows of ``X``
+        that are equal to a row of ``P`` up to rounding get their distance recomputed exactly,
+        so an exact match gives exactly 0.
 
     Examples
     --------
