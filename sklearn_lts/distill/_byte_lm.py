@@ -1,0 +1,711 @@
+"""Exact and beam-summed next-byte distributions from a token-level causal LM.
+
+Notation. The text (after the tokenizer's dummy prefix, if any) has bytes ``x[0:n]``. A *state*
+is a token sequence ``s`` (after BOS) that decodes exactly to ``x[:j]``; its weight ``W_s`` is its
+probability under the LM and ``p_s`` its next-token distribution. A *hypothesis* ``(s, d)`` at
+byte ``i = j + d`` stands for all token sequences that start with ``s`` and whose next token
+starts with ``x[j:i]`` (``d >= 1``: and continues past ``i``; ``d = 0``: anything). Row ``i`` of
+the result is
+
+    sum over hypotheses (s, d) of  W_s * [mass_s(x[j:i] + b) for b in 0..255,  (d == 0) * p_s(EOS)]
+
+normalised, where ``mass_s(u)`` is the total ``p_s`` of the tokens whose bytes start with ``u``.
+Over *all* hypotheses this is exactly the covering sum of the issue's contract (non-canonical
+tokenizations included); ``method="beam"`` keeps the ``K`` heaviest ones (Vieira et al.'s beam
+summing), ``method="exact"`` keeps all of them, ``method="boundary"`` keeps only the canonical
+tokenization's own state (no alternative tokenizations at all).
+
+How the LM is called. All states of all texts of a batch live in one token tree rooted at BOS,
+with one shared key/value cache. A forward call evaluates a set of new tree nodes at once: each
+attends to its ancestors only (a tree-shaped 4D attention mask, as in speculative decoding),
+with its depth as position id. Evaluations are speculative: whenever a node is needed, its likely
+continuation (the canonical tokenization of the next bytes) is evaluated in the same call, a long
+window of it on the canonical path, so the beam rarely waits for the LM. Each evaluated node is
+reduced at once to a small *profile* (masses of the trie nodes along the text, see
+:class:`~sklearn_lts.distill._token_bytes.PathPlan`) and its logits are dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._token_bytes import PathPlan, TokenBytes, VocabTrie, token_bytes
+
+__all__ = ["ByteLevelLM", "path_profile", "prune_hypotheses", "beam_row"]
+
+
+# ------------------------------------------------------------------------------------------------
+# pure math
+
+
+def path_profile(plan: PathPlan, p_sorted: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Masses of the trie nodes along a text path under next-token distributions.
+
+    Parameters
+    ----------
+    plan : PathPlan
+        Path of ``text[start:]`` in the vocabulary trie.
+    p_sorted : ndarray of shape (B, n_valid)
+        Next-token probabilities (float64) in :attr:`VocabTrie.order`.
+
+    Returns
+    -------
+    child_mass : ndarray of shape (B, depth + 1, 256)
+        ``child_mass[:, d, b]`` is the mass of the tokens that start with
+        ``text[start:start + d] + bytes([b])``.
+    end_p : list of ndarray of shape (B, n_end_d)
+        Probabilities of the tokens that are exactly ``text[start:start + d]``.
+
+    Examples
+    --------
+    >>> from sklearn_lts.distill._token_bytes import token_bytes, VocabTrie
+    >>> tb = token_bytes({bytes([i]): i for i in range(256)} | {b"ab": 256}, bos_token_id=0)
+    >>> trie = VocabTrie(tb)
+    >>> p = np.full((1, 257), 1 / 257)
+    >>> cm, ends = path_profile(trie.path_plan(b"ab", 0), p[:, trie.order])
+    >>> round(cm[0, 0, 97] * 257), round(cm[0, 1, 98] * 257), round(ends[2][0, 0] * 257)
+    (2, 1, 1)
+    """
+    p_sorted = np.atleast_2d(p_sorted)
+    b = p_sorted.shape[0]
+    pieces = np.add.reduceat(p_sorted, plan.bounds, axis=1)
+    cm = np.zeros((b, plan.depth + 1, 256))
+    cm[:, plan.child_level, plan.child_byte] = pieces[:, plan.child_piece]
+    end_p = [p_sorted[:, pos] for pos in plan.end_pos]
+    # the path child of each level is the whole next level (exact sums of positive pieces)
+    for d in range(plan.depth - 1, -1, -1):
+        cm[:, d, plan.path_bytes[d]] = cm[:, d + 1].sum(-1) + end_p[d + 1].sum(-1)
+    return cm, end_p
+
+
+def prune_hypotheses(
+    log_weights: Sequence[float],
+    viable: Sequence[bool],
+    k: float,
+    threshold: float = 0.0,
+) -> list[int]:
+    """Indices of the hypotheses a beam keeps.
+
+    The ``k`` heaviest, minus those below ``threshold`` times the total weight; if none of those
+    can reach a token boundary along the text (``viable``) but another one can, the best viable
+    one replaces the last kept one, so the beam never dies out.
+
+    Examples
+    --------
+    >>> prune_hypotheses([-1.0, -0.1, -5.0], [True, True, True], k=2)
+    [1, 0]
+    >>> prune_hypotheses([-1.0, -0.1, -5.0], [True, False, True], k=1)
+    [0]
+    """
+    n = len(log_weights)
+    if n == 0:
+        return []
+    lw = np.asarray(log_weights, dtype=float)
+    idx = np.argsort(-lw, kind="stable")
+    kk = n if not math.isfinite(k) else max(1, int(k))
+    keep = list(idx[:kk])
+    if threshold > 0 and len(keep) > 1:
+        total = np.logaddexp.reduce(lw)
+        cut = total + math.log(threshold)
+        keep = [keep[0]] + [h for h in keep[1:] if lw[h] >= cut]
+    if not any(viable[h] for h in keep):
+        best = next((h for h in idx if viable[h]), None)
+        if best is not None:
+            keep = keep[:-1] + [best] if len(keep) >= kk else keep + [best]
+    return [int(h) for h in keep]
+
+
+def beam_row(
+    log_weights: Sequence[float], masses: Sequence[np.ndarray], eos: Sequence[float]
+) -> np.ndarray:
+    """Normalised 257-way row from hypotheses' log-weights, 256 byte masses and EOS masses.
+
+    Examples
+    --------
+    >>> m = np.zeros(256); m[65] = 1.0
+    >>> r = beam_row([0.0, 0.0], [m, m], [0.0, 1.0])
+    >>> r[65], r[256]
+    (np.float64(0.6666666666666666), np.float64(0.3333333333333333))
+    """
+    lw = np.asarray(log_weights, dtype=float)
+    w = np.exp(lw - lw.max())
+    row = np.zeros(257)
+    row[:256] = w @ np.asarray(masses)
+    row[256] = float(w @ np.asarray(eos))
+    s = row.sum()
+    if not s > 0 or not np.isfinite(s):
+        raise FloatingPointError("all hypotheses have zero mass")
+    return row / s
+
+
+# ------------------------------------------------------------------------------------------------
+# LM side: a token tree sharing one KV cache, evaluated with tree-shaped attention masks
+
+
+def _buffer_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class _BufferLayer(DynamicLayer):
+        """A cache layer with amortised growth (no full copy per call, unlike torch.cat)."""
+
+        def lazy_initialization(self, key_states, value_states):  # noqa: D401
+            self.device = key_states.device
+            shape = list(key_states.shape)
+            shape[-2] = 256
+            self._k = key_states.new_empty(shape)
+            self._v = value_states.new_empty(shape[:-1] + [value_states.shape[-1]])
+            self._len = 0
+            self.keys, self.values = self._k[..., :0, :], self._v[..., :0, :]
+            self.is_initialized = True
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            need = self._len + key_states.shape[-2]
+            if need > self._k.shape[-2]:
+                cap = max(need, 2 * self._k.shape[-2])
+                k = self._k.new_empty(self._k.shape[:-2] + (cap, self._k.shape[-1]))
+                v = self._v.new_empty(self._v.shape[:-2] + (cap, self._v.shape[-1]))
+                k[..., : self._len, :] = self._k[..., : self._len, :]
+                v[..., : self._len, :] = self._v[..., : self._len, :]
+                self._k, self._v = k, v
+            self._k[..., self._len : need, :] = key_states
+            self._v[..., self._len : need, :] = value_states
+            self._len = need
+            self.keys, self.values = self._k[..., :need, :], self._v[..., :need, :]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self._len if self.is_initialized else 0
+
+    return _BufferLayer
+
+
+class _Node:
+    """A state: a token sequence (a node of the token tree)."""
+
+    __slots__ = (
+        "parent", "token", "depth", "text", "offset", "slot", "runs", "logw", "children",
+        "canon", "cm", "cont", "end_p", "p_eos", "plan",
+    )
+
+    def __init__(self, parent, token, depth, text, offset, canon=-1):
+        self.parent = parent
+        self.token = token
+        self.depth = depth
+        self.text = text
+        self.offset = offset
+        self.slot = None
+        self.runs: tuple = ()
+        self.logw = 0.0 if parent is None else None
+        self.children: dict[int, _Node] = {}
+        self.canon = canon  # index in the canonical tokenization if all ancestors are canonical
+        self.cm = None  # profile: child masses (depth+1, 256)
+        self.cont = None
+        self.end_p = None
+        self.p_eos = 0.0
+        self.plan = None
+
+
+@dataclass
+class _Text:
+    x: bytes
+    n_prefix: int
+    canon: list[int]  # canonical token ids
+    bounds: list[int]  # byte offset after each canonical token (bounds[k] = end of token k)
+    root: _Node
+    plans: dict[int, PathPlan] = field(default_factory=dict)
+    hyps: list = field(default_factory=list)
+    rows: np.ndarray | None = None
+    alive: list = field(default_factory=list)  # nodes holding a profile
+
+
+@dataclass
+class ConversionStats:
+    """Cost counters of the last :meth:`ByteLevelLM.next_byte_proba_batch` call."""
+
+    n_bytes: int = 0
+    n_forward_calls: int = 0
+    n_tokens_evaluated: int = 0
+    n_canonical_tokens: int = 0
+    max_beam: int = 0
+    seconds_lm: float = 0.0
+    seconds_total: float = 0.0
+
+    @property
+    def calls_per_byte(self) -> float:
+        return self.n_forward_calls / max(self.n_bytes, 1)
+
+
+class ByteLevelLM:
+    """Next-byte distributions of a Hugging Face causal LM over tokens.
+
+    The token LM (conditioned on BOS, ending with EOS) defines a distribution over byte strings;
+    row ``i`` of :meth:`next_byte_proba` is its next-byte distribution after the first ``i``
+    bytes of the text, summed over *all* tokenizations (canonical or not) that cover them.
+    Column 256 is end-of-text.
+
+    Parameters
+    ----------
+    model : transformers causal LM
+        Any model that accepts a 4D attention mask and ``position_ids`` (GPT-2, Llama, ...).
+    tokenizer : tokenizer or TokenBytes
+        Its tokenizer (see :func:`~sklearn_lts.distill._token_bytes.token_bytes` for the
+        supported families).
+    method : {"beam", "exact", "boundary"}
+        ``"exact"`` sums every tokenization (exponential in the worst case: short strings and
+        tests). ``"beam"`` keeps the ``beam_width`` most probable covering hypotheses.
+        ``"boundary"`` is the cheap approximation: the teacher's distribution at its own
+        canonical token boundaries, trie mass ratios inside a token.
+    beam_width : int
+        ``K`` for ``method="beam"``.
+    prune_threshold : float
+        For ``method="beam"``: also drop hypotheses lighter than this fraction of the total
+        covering mass (0 keeps all ``K``).
+    batch_size : int
+        Most tokens per forward call.
+    lookahead : int
+        Tokens of canonical continuation evaluated speculatively with every off-path state.
+    window : int
+        Tokens of the canonical tokenization evaluated per call along the canonical path.
+    device : str
+        ``"auto"`` keeps the model where it is; anything else moves it there.
+    bos_token_id, eos_token_id : int, optional
+        Override the tokenizer's BOS/EOS (default: BOS, else EOS; and EOS).
+
+    Attributes
+    ----------
+    token_bytes_ : TokenBytes
+    stats_ : ConversionStats
+        Counters of the last call.
+
+    Notes
+    -----
+    Rows are float64 and sum to 1 within 1e-12. For tokenizers with a dummy prefix
+    (SentencePiece), the text is scored as the model sees it: conditioned on the prefix space.
+    Special and added tokens other than EOS never produce text, so their mass is left out
+    (the rows are renormalised). The text must fit in the model's context.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from transformers import GPT2Config, GPT2LMHeadModel
+    >>> vocab = {bytes([i]): i for i in range(256)} | {b"ab": 256, b"<eos>": 257}
+    >>> torch.manual_seed(0) and None
+    >>> model = GPT2LMHeadModel(GPT2Config(vocab_size=258, n_layer=1, n_embd=16, n_head=2))
+    >>> tb = token_bytes(vocab, bos_token_id=257, eos_token_id=257)
+    >>> P = ByteLevelLM(model, tb, method="exact").next_byte_proba("ab")
+    >>> P.shape, bool(np.allclose(P.sum(1), 1))
+    ((3, 257), True)
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        method: str = "beam",
+        beam_width: int = 10,
+        prune_threshold: float = 0.0,
+        batch_size: int = 256,
+        lookahead: int = 8,
+        window: int = 128,
+        device: str = "auto",
+        bos_token_id: int | None = None,
+        eos_token_id: int | None = None,
+    ):
+        if method not in ("beam", "exact", "boundary"):
+            raise ValueError(f"method must be 'beam', 'exact' or 'boundary', not {method!r}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.method = method
+        self.beam_width = beam_width
+        self.prune_threshold = prune_threshold
+        self.batch_size = batch_size
+        self.lookahead = lookahead
+        self.window = window
+        self.device = device
+        if device != "auto":
+            model.to(device)
+        out = model.get_output_embeddings()
+        v = out.weight.shape[0] if out is not None else model.config.vocab_size
+        self.token_bytes_ = token_bytes(
+            tokenizer, v, bos_token_id=bos_token_id, eos_token_id=eos_token_id
+        )
+        self._trie = VocabTrie(self.token_bytes_)
+        self.stats_ = ConversionStats()
+        self._layer_cls = None
+        import inspect
+
+        # transformers >= 5.x renamed past_key_values to cache
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    # --------------------------------------------------------------------------------- public
+    def next_byte_proba(self, text: str | bytes) -> np.ndarray:
+        """Next-byte distributions of one text: array (n_bytes + 1, 257), rows sum to 1."""
+        return self.next_byte_proba_batch([text])[0]
+
+    def next_byte_log_proba(self, text: str | bytes) -> np.ndarray:
+        """Natural log of :meth:`next_byte_proba` (``-inf`` where the probability is 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.next_byte_proba(text))
+
+    def next_byte_log_proba_batch(self, texts: Iterable[str | bytes]) -> list[np.ndarray]:
+        """Natural log of :meth:`next_byte_proba_batch`."""
+        with np.errstate(divide="ignore"):
+            return [np.log(p) for p in self.next_byte_proba_batch(texts)]
+
+    def next_byte_proba_batch(self, texts: Iterable[str | bytes]) -> list[np.ndarray]:
+        """Next-byte distributions of several texts; their LM calls are shared."""
+        import time
+
+        import torch
+
+        t0 = time.perf_counter()
+        self.stats_ = ConversionStats()
+        self._reset_tree()
+        items = [self._prepare(t, k) for k, t in enumerate(texts)]
+        if not items:
+            return []
+        with torch.inference_mode():
+            self._run(items)
+        self._cache = None
+        self.stats_.seconds_total = time.perf_counter() - t0
+        return [it.rows for it in items]
+
+    # ------------------------------------------------------------------------------ internals
+    def _reset_tree(self) -> None:
+        from transformers.cache_utils import Cache
+
+        if self._layer_cls is None:
+            self._layer_cls = _buffer_layer_class()
+        self._cache = Cache(layer_class_to_replicate=self._layer_cls)
+        self._n_slots = 0
+        tb = self.token_bytes_
+        self._root = _Node(None, tb.bos_token_id, 0, -1, 0)
+        self._root_p: np.ndarray | None = None
+        self._root_eos = 0.0
+
+    def _prepare(self, text: str | bytes, k: int) -> _Text:
+        tb = self.token_bytes_
+        raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        x = tb.prefix + raw
+        canon = self._canonical(text, x)
+        bounds = list(np.cumsum([len(tb.token_bytes[t]) for t in canon]).astype(int))
+        max_pos = getattr(self.model.config, "max_position_embeddings", None) or getattr(
+            self.model.config, "n_positions", None
+        )
+        if max_pos is not None and len(canon) + self.lookahead + 2 > max_pos:
+            raise ValueError(
+                f"text {k} has {len(canon)} tokens, more than the model's context ({max_pos}); "
+                "split it into shorter texts"
+            )
+        return _Text(x=x, n_prefix=len(tb.prefix), canon=canon, bounds=bounds, root=self._root,
+                     rows=np.zeros((len(raw) + 1, 257)))
+
+    def _canonical(self, text: str | bytes, x: bytes) -> list[int]:
+        """The tokenizer's own tokenization of the text (greedy longest match as a fallback)."""
+        tb = self.token_bytes_
+        ids = None
+        tok = self.tokenizer
+        try:
+            if isinstance(text, str) and hasattr(tok, "encode_ordinary"):
+                ids = list(tok.encode_ordinary(text))
+            elif isinstance(text, str) and callable(tok) and not isinstance(tok, TokenBytes):
+                ids = list(tok(text, add_special_tokens=False)["input_ids"])
+        except Exception:  # any tokenizer failure: fall back to greedy
+            ids = None
+        if ids is not None:
+            if all(0 <= t < len(tb) and tb.token_bytes[t] for t in ids) and b"".join(
+                tb.token_bytes[t] for t in ids
+            ) == x:
+                return ids
+        return self._greedy(x, 0, len(x))
+
+    def _greedy(self, x: bytes, a: int, b: int, limit: int | None = None) -> list[int]:
+        """Greedy longest-match tokenization of ``x[a:b]``."""
+        trie = self._trie
+        out: list[int] = []
+        while a < b and (limit is None or len(out) < limit):
+            best = None
+            for d in range(1, min(b - a, trie.max_len) + 1):
+                lo, hi, n_end, _, _ = trie._node(x[a : a + d])
+                if hi <= lo:
+                    break
+                if n_end:
+                    best = (d, int(trie.order[lo]))
+            d, t = best  # single bytes always exist (checked when the vocabulary was read)
+            out.append(t)
+            a += d
+        return out
+
+    def _plan(self, item: _Text, j: int) -> PathPlan:
+        plan = item.plans.get(j)
+        if plan is None:
+            plan = self._trie.path_plan(item.x, j)
+            item.plans[j] = plan
+        return plan
+
+    def _child(self, node: _Node, token: int, item_idx: int, item: _Text) -> _Node:
+        ch = node.children.get((item_idx, token)) if node.parent is None else node.children.get(
+            token
+        )
+        if ch is None:
+            off = node.offset + len(self.token_bytes_.token_bytes[token])
+            canon = -1
+            if node.canon + 1 < len(item.canon) and item.canon[node.canon + 1] == token and (
+                node.parent is None or node.canon >= 0
+            ):
+                canon = node.canon + 1
+            ch = _Node(node, token, node.depth + 1, item_idx, off, canon)
+            if node.parent is None:
+                node.children[(item_idx, token)] = ch
+            else:
+                node.children[token] = ch
+        return ch
+
+    def _spine(self, node: _Node, item_idx: int, item: _Text, length: int) -> list[_Node]:
+        """Node plus its likely continuation: the canonical tokenization of the next bytes."""
+        out = [node]
+        j = node.offset
+        canon_start = node.canon + 1 if node.canon >= 0 or node.parent is None else None
+        if canon_start is None:
+            import bisect
+
+            k = bisect.bisect_left(item.bounds, j)
+            if k < len(item.bounds) and item.bounds[k] == j:
+                canon_start = k + 1
+                toks = []
+            else:
+                end = item.bounds[k] if k < len(item.bounds) else len(item.x)
+                toks = self._greedy(item.x, j, end, limit=length)
+                canon_start = k + 1
+        else:
+            toks = []
+        toks = toks + item.canon[canon_start : canon_start + max(0, length - len(toks))]
+        cur = node
+        for t in toks[:length]:
+            cur = self._child(cur, t, item_idx, item)
+            out.append(cur)
+        return out
+
+    def _ensure(self, requests: list[tuple[_Node, int, _Text]]) -> None:
+        """Evaluate the requested nodes (and speculative continuations) in few forward calls."""
+        todo: list[_Node] = []
+        seen = set()
+        items: dict[int, _Text] = {}
+        for node, idx, item in requests:
+            items[idx] = item
+            if node.cm is not None and node is not self._root:
+                continue
+            length = self.window if (node.canon >= 0 or node.parent is None) else self.lookahead
+            for n in self._spine(node, idx, item, length):
+                chain = []
+                m = n
+                while m is not None and m.slot is None and id(m) not in seen:
+                    chain.append(m)
+                    seen.add(id(m))
+                    m = m.parent
+                todo.extend(reversed(chain))
+        todo.sort(key=lambda n: n.depth)  # parents first
+        for a in range(0, len(todo), self.batch_size):
+            self._forward(todo[a : a + self.batch_size], items)
+
+    def _forward(self, nodes: list[_Node], items: dict[int, _Text]) -> None:
+        import time
+
+        import torch
+
+        t0 = time.perf_counter()
+        L = self._n_slots
+        q = len(nodes)
+        allow = np.zeros((q, L + q), dtype=bool)
+        for r, n in enumerate(nodes):
+            n.slot = L + r
+            pr = n.parent.runs if n.parent is not None else ()
+            if pr and pr[-1][1] == n.slot:
+                n.runs = pr[:-1] + ((pr[-1][0], n.slot + 1),)
+            else:
+                n.runs = pr + ((n.slot, n.slot + 1),)
+            for a, b in n.runs:
+                allow[r, a:b] = True
+        dev = next(self.model.parameters()).device
+        dtype = next(self.model.parameters()).dtype
+        mask = torch.zeros((1, 1, q, L + q), dtype=dtype, device=dev)
+        mask.masked_fill_(~torch.from_numpy(allow).to(dev)[None, None], torch.finfo(dtype).min)
+        ids = torch.tensor([[n.token for n in nodes]], device=dev)
+        pos = torch.tensor([[n.depth for n in nodes]], device=dev)
+        out = self.model(
+            input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
+            **{self._cache_kw: self._cache},
+        )
+        self._n_slots += q
+        logits = out.logits[0]
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        self.stats_.n_forward_calls += 1
+        self.stats_.n_tokens_evaluated += q
+        self.stats_.seconds_lm += time.perf_counter() - t0
+        order = torch.from_numpy(self._trie.order).to(dev)
+        eos = self.token_bytes_.eos_token_id
+        # profiles, grouped by (text, offset) so one reduceat serves all states at that offset
+        groups: dict[tuple[int, int], list[int]] = {}
+        for r, n in enumerate(nodes):
+            if n.parent is None:
+                self._root_p = logp[r].double().exp()[order].cpu().numpy()
+                self._root_eos = float(logp[r, eos].exp()) if eos is not None else 0.0
+                continue
+            groups.setdefault((n.text, n.offset), []).append(r)
+        for (ti, off), rs in groups.items():
+            item = items[ti]
+            rows = logp[rs].double().exp()
+            p_sorted = rows[:, order].cpu().numpy()
+            plan = self._plan(item, off)
+            cm, end_p = path_profile(plan, p_sorted)
+            for k, r in enumerate(rs):
+                n = nodes[r]
+                n.plan = plan
+                n.cm = cm[k]
+                n.cont = n.cm.sum(-1)
+                n.end_p = [e[k] for e in end_p]
+                n.p_eos = float(rows[k, eos]) if eos is not None else 0.0
+                item.alive.append(n)
+        for n in nodes:  # weights of nodes evaluated without passing through the beam
+            if n.logw is None:
+                self._set_logw(n)
+
+    def _set_logw(self, n: _Node) -> None:
+        par = n.parent
+        if par.logw is None:
+            self._set_logw(par)
+        level = n.offset - par.offset
+        if par is self._root:
+            plan = self._plan_root_for(n)
+            ids, ps = plan.end_ids[level], self._root_p[plan.end_pos[level]]
+        else:
+            ids, ps = par.plan.end_ids[level], par.end_p[level]
+        k = int(np.flatnonzero(ids == n.token)[0])
+        n.logw = par.logw + (math.log(ps[k]) if ps[k] > 0 else -math.inf)
+
+    def _plan_root_for(self, n: _Node) -> PathPlan:
+        return self._plan(self._items[n.text], 0)
+
+    def _root_profile(self, item: _Text) -> tuple[np.ndarray, list[np.ndarray]]:
+        plan = self._plan(item, 0)
+        cm, end_p = path_profile(plan, self._root_p[None])
+        return cm[0], [e[0] for e in end_p]
+
+    def _run(self, items: list[_Text]) -> None:
+        self._items = items
+        self.stats_.n_bytes = sum(len(it.x) - it.n_prefix for it in items)
+        self.stats_.n_canonical_tokens = sum(len(it.canon) for it in items)
+        self._ensure([(self._root, k, it) for k, it in enumerate(items)])
+        # the root is shared: give each text its own profile of it
+        root_prof = {}
+        for k, it in enumerate(items):
+            root_prof[k] = self._root_profile(it)
+            it.hyps = [(None, 0)]  # None = this text's root
+        k_beam = {"exact": math.inf, "boundary": 1}.get(self.method, self.beam_width)
+        thr = self.prune_threshold if self.method == "beam" else 0.0
+        active = list(range(len(items)))
+        i = 0
+        while active:
+            requests = []
+            still = []
+            for k in active:
+                it = items[k]
+                self._emit_row(it, k, i, root_prof[k])
+                if i == len(it.x):
+                    continue
+                cands = self._transition(it, k, i, root_prof[k])
+                if not cands:
+                    where = " in the beam" if self.method != "exact" else ""
+                    raise ValueError(
+                        f"text {k}: no token sequence{where}"
+                        f" covers its first {i + 1 - it.n_prefix} bytes (byte 0x{it.x[i]:02X} at "
+                        f"offset {i - it.n_prefix}); the LM gives this text probability zero"
+                    )
+                keep = prune_hypotheses(
+                    [c[2] for c in cands], [c[3] for c in cands], k_beam, thr
+                )
+                it.hyps = [(cands[h][0], cands[h][1]) for h in keep]
+                self.stats_.max_beam = max(self.stats_.max_beam, len(it.hyps))
+                for node, d in it.hyps:
+                    if d == 0 and node.cm is None:
+                        requests.append((node, k, it))
+                if i % 64 == 63:
+                    self._free(it, i)
+                still.append(k)
+            if requests:
+                self._ensure(requests)
+            active = still
+            i += 1
+
+    def _free(self, it: _Text, i: int) -> None:
+        """Drop profiles that no hypothesis can use any more (their path is behind us)."""
+        keep = []
+        for n in it.alive:
+            if n.offset + n.plan.depth < i:
+                n.cm = n.cont = n.end_p = None
+                n.plan = None
+            else:
+                keep.append(n)
+        it.alive = keep
+        for j in [j for j in it.plans if j + 512 < i]:
+            del it.plans[j]
+
+    def _emit_row(self, it: _Text, k: int, i: int, root_prof) -> None:
+        if i < it.n_prefix:
+            return
+        lws, masses, eos = [], [], []
+        for node, d in it.hyps:
+            if node is None:
+                lws.append(0.0)
+                masses.append(root_prof[0][d])
+                eos.append(self._root_eos if d == 0 else 0.0)
+            else:
+                lws.append(node.logw)
+                masses.append(node.cm[d])
+                eos.append(node.p_eos if d == 0 else 0.0)
+        it.rows[i - it.n_prefix] = beam_row(lws, masses, eos)
+
+    def _transition(self, it: _Text, k: int, i: int, root_prof) -> list[tuple]:
+        """Candidates at byte i + 1: (node, depth, log-weight, viable)."""
+        cands = []
+        boundary = self.method == "boundary"
+        for node, d in it.hyps:
+            if node is None:
+                plan = self._plan(it, 0)
+                end_p, end_ids, lw, par = root_prof[1], plan.end_ids, 0.0, self._root
+                cm = root_prof[0]
+            else:
+                plan, cm, end_p, end_ids, lw, par = (
+                    node.plan, node.cm, node.end_p, node.plan.end_ids, node.logw, node
+                )
+            if d >= plan.depth:
+                continue
+            d2 = d + 1
+            c = float(cm[d2].sum())
+            if boundary:
+                nxt_canon = (node.canon if node is not None else -1) + 1
+                if it.bounds[nxt_canon] == i + 1:
+                    ch = self._child(par, it.canon[nxt_canon], k, it)
+                    cands.append((ch, 0, 0.0, True))
+                else:
+                    cands.append((node, d2, 0.0, True))
+                continue
+            if c > 0:
+                cands.append((node, d2, lw + math.log(c), bool(plan.has_end_after[d2])))
+            for t, p in zip(end_ids[d2], end_p[d2], strict=True):
+                if p > 0:
+                    ch = self._child(par, int(t), k, it)
+                    if ch.logw is None:
+                        ch.logw = lw + math.log(p)
+                    cands.append((ch, 0, ch.logw, True))
+        return cands

@@ -1,0 +1,470 @@
+"""Token ids -> byte strings for the tokenizer families we meet, and a byte trie over a vocabulary.
+
+A causal LM over tokens defines a distribution over byte strings once every token is mapped to
+the bytes it decodes to. This module builds that map (:func:`token_bytes`) for
+
+* byte-level BPE (GPT-2, SmolLM2, Llama-3, Qwen: every byte is shown as a printable character);
+* SentencePiece with byte fallback (Llama-2, Mistral, Gemma: ``"▁"`` is a space, ``<0xNN>`` is
+  the raw byte ``NN``, and a dummy-prefix space is added before the text);
+* tiktoken-style vocabularies (a ``tiktoken.Encoding`` or a ``{bytes: rank}`` dict);
+
+and gives ``None`` to added and special tokens, which are never produced from text bytes.
+Tokenizers that cannot represent arbitrary bytes (lower-casing WordPiece, SentencePiece without
+byte fallback) are rejected with an error that says why.
+
+:class:`VocabTrie` sorts the vocabulary by bytes, so the tokens that start with a byte string
+form one contiguous range. The probability mass of every trie node along a text (and of each of
+its children) is then a sum over contiguous pieces of the sorted probability vector, which
+:func:`numpy.add.reduceat` computes for all nodes of a path in one call.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "TokenBytes",
+    "token_bytes",
+    "token_bytes_table",
+    "VocabTrie",
+    "PathPlan",
+    "UnsupportedTokenizerError",
+]
+
+
+class UnsupportedTokenizerError(ValueError):
+    """The tokenizer cannot represent arbitrary byte strings, so no byte-level LM exists."""
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = list(bs)
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs), strict=True))
+
+
+_BYTE_DECODER = {c: b for b, c in _bytes_to_unicode().items()}
+_UTF8_BYTES = [b for b in range(256) if b not in (0xC0, 0xC1) and b < 0xF5]
+
+
+@dataclass(frozen=True)
+class TokenBytes:
+    """Byte string of every token id, plus the tokenizer conventions a byte LM needs.
+
+    Attributes
+    ----------
+    token_bytes : tuple of (bytes or None)
+        ``token_bytes[i]`` is what token ``i`` decodes to; ``None`` for added/special tokens and
+        for ids beyond the tokenizer (padding rows of the model's output layer).
+    family : str
+        ``"byte_level_bpe"``, ``"sentencepiece_byte_fallback"``, ``"tiktoken"`` or ``"plain"``.
+    prefix : bytes
+        Bytes the tokenizer puts before every text (``b" "`` for a SentencePiece dummy prefix).
+        The byte LM conditions on them, i.e. it scores ``prefix + text``.
+    bos_token_id : int
+        Token the sequences are conditioned on (the BOS token, else the EOS token).
+    eos_token_id : int or None
+        Token that ends a sequence; its probability is column 256 of the byte distribution.
+    """
+
+    token_bytes: tuple[bytes | None, ...]
+    family: str
+    prefix: bytes = b""
+    bos_token_id: int = 0
+    eos_token_id: int | None = None
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.token_bytes)
+
+    def __getitem__(self, i: int) -> bytes | None:
+        return self.token_bytes[i]
+
+    def __iter__(self):
+        return iter(self.token_bytes)
+
+
+def _check_coverage(tb: list[bytes | None], what: str) -> list[int]:
+    """Reject vocabularies that cannot spell text byte by byte; return the few missing bytes.
+
+    Real byte-level vocabularies may lack a handful of single-byte tokens (SmolLM2 has no token
+    for a few control characters and for the 0xF1/0xF2 lead bytes); texts with those bytes then
+    have probability zero, which :class:`ByteLevelLM` reports. More gaps than that (or a gap in
+    printable ASCII) means the tokenizer is not byte-complete at all.
+    """
+    singles = {b[0] for b in tb if b is not None and len(b) == 1}
+    missing = [b for b in _UTF8_BYTES if b not in singles]
+    ascii_gap = [b for b in missing if 0x20 <= b < 0x7F or b in (0x09, 0x0A)]
+    if len(missing) > 16 or ascii_gap:
+        shown = ", ".join(f"0x{b:02X}" for b in (ascii_gap or missing)[:8])
+        raise UnsupportedTokenizerError(
+            f"{what} cannot represent arbitrary bytes: no single-byte token for {len(missing)} "
+            f"byte values that occur in UTF-8 text ({shown}{', ...' if len(missing) > 8 else ''}). "
+            "A byte-level LM needs a tokenizer with byte-level BPE or byte fallback."
+        )
+    return missing
+
+
+def _walk(obj: Any, key: str) -> list[dict]:
+    """All dicts with a ``"type"`` in a tokenizers JSON component (which may be a Sequence)."""
+    if not isinstance(obj, dict):
+        return []
+    out = [obj] if "type" in obj else []
+    for k in ("normalizers", "pretokenizers", "decoders", "processors"):
+        for sub in obj.get(k) or []:
+            out += _walk(sub, key)
+    return out
+
+
+def _hf_token_bytes(tok: Any, vocab_size: int | None) -> TokenBytes:
+    n_tok = len(tok)
+    size = max(n_tok, vocab_size or 0)
+    spec: dict = {}
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        # the components one by one: the whole JSON (with merges) is slow to parse
+        spec["model"] = {
+            "type": type(backend.model).__name__,
+            "byte_fallback": bool(getattr(backend.model, "byte_fallback", False)),
+        }
+        for part in ("normalizer", "pre_tokenizer", "decoder"):
+            comp = getattr(backend, part, None)
+            spec[part] = json.loads(comp.__getstate__()) if comp is not None else None
+    model_type = (spec.get("model") or {}).get("type", "")
+    normalizers = _walk(spec.get("normalizer"), "normalizers")
+    pretoks = _walk(spec.get("pre_tokenizer"), "pretokenizers")
+    decoders = _walk(spec.get("decoder"), "decoders")
+    name = type(tok).__name__
+    if model_type == "WordPiece" or any(
+        n["type"] in ("Lowercase", "BertNormalizer", "StripAccents") for n in normalizers
+    ):
+        raise UnsupportedTokenizerError(
+            f"{name} ({model_type or 'unknown model'}) cannot represent arbitrary bytes: it "
+            "normalises the text (lower-casing / accent stripping), maps unknown characters to "
+            "an [UNK] token and decodes word pieces with context-dependent spaces, so its token "
+            "sequences do not define a distribution over byte strings."
+        )
+    special = set(getattr(tok, "all_special_ids", []) or [])
+    special |= set((getattr(tok, "added_tokens_decoder", None) or {}).keys())
+    id_to_tok = tok.convert_ids_to_tokens(list(range(n_tok)))
+    strs = [t if isinstance(t, str) else None for t in id_to_tok]
+    is_byte_level = any(d["type"] == "ByteLevel" for d in decoders + pretoks)
+    is_fallback = (spec.get("model") or {}).get("byte_fallback", False) or any(
+        d["type"] == "ByteFallback" for d in decoders
+    )
+    if not spec:  # a slow tokenizer: guess from the vocabulary strings
+        vocab = set(s for s in strs if s is not None)
+        is_byte_level = all(c in vocab for c in _BYTE_DECODER)
+        is_fallback = not is_byte_level and all(f"<0x{b:02X}>" in vocab for b in range(256))
+    prefix = b""
+    tb: list[bytes | None] = [None] * size
+    if is_byte_level:
+        family = "byte_level_bpe"
+        for i, s in enumerate(strs):
+            if s is None or i in special or not s or any(c not in _BYTE_DECODER for c in s):
+                continue
+            tb[i] = bytes(_BYTE_DECODER[c] for c in s)
+        if any(p["type"] == "ByteLevel" and p.get("add_prefix_space") for p in pretoks):
+            prefix = b" "
+    else:
+        family = "sentencepiece_byte_fallback" if is_fallback else "plain"
+        for i, s in enumerate(strs):
+            if s is None or i in special or not s:
+                continue
+            if len(s) == 6 and s.startswith("<0x") and s.endswith(">"):
+                try:
+                    tb[i] = bytes([int(s[3:5], 16)])
+                    continue
+                except ValueError:
+                    pass
+            tb[i] = s.replace("\u2581", " ").encode("utf-8")
+        dummy = any(
+            p["type"] == "Metaspace" and p.get("prepend_scheme", "always") in ("first", "always")
+            and p.get("add_prefix_space", True)
+            for p in pretoks
+        ) or any(n["type"] == "Prepend" and n.get("prepend") == "\u2581" for n in normalizers)
+        if not spec:
+            dummy = bool(getattr(tok, "add_prefix_space", True)) and getattr(
+                tok, "legacy", True
+            ) is not None
+        if dummy:
+            prefix = b" "
+    missing = _check_coverage(tb, name)
+    bos = getattr(tok, "bos_token_id", None)
+    eos = getattr(tok, "eos_token_id", None)
+    if bos is None:
+        bos = eos
+    if bos is None:
+        raise UnsupportedTokenizerError(f"{name} has neither a BOS nor an EOS token to start from.")
+    return TokenBytes(
+        tuple(tb), family, prefix, int(bos), None if eos is None else int(eos),
+        {"missing_bytes": missing},
+    )
+
+
+def _tiktoken_bytes(
+    enc: Any, vocab_size: int | None, bos: int | None, eos: int | None
+) -> TokenBytes:
+    if isinstance(enc, dict):  # {bytes: rank}: a tiktoken "mergeable ranks" table
+        ranks = enc
+        specials: dict[str, int] = {}
+    else:
+        ranks = enc._mergeable_ranks
+        specials = dict(enc._special_tokens)
+    size = max([vocab_size or 0, max(ranks.values()) + 1] + [v + 1 for v in specials.values()])
+    tb: list[bytes | None] = [None] * size
+    for b, r in ranks.items():
+        tb[r] = bytes(b) if b else None
+    if eos is None:
+        eos = specials.get("<|endoftext|>")
+    if bos is None:
+        bos = specials.get("<|begin_of_text|>", eos)
+    if bos is None:
+        raise UnsupportedTokenizerError("pass bos_token_id= for a vocabulary without specials")
+    missing = _check_coverage(tb, "this tiktoken vocabulary")
+    return TokenBytes(tuple(tb), "tiktoken", b"", int(bos), eos, {"missing_bytes": missing})
+
+
+def token_bytes(
+    tokenizer: Any,
+    vocab_size: int | None = None,
+    *,
+    bos_token_id: int | None = None,
+    eos_token_id: int | None = None,
+) -> TokenBytes:
+    """Map every token id of ``tokenizer`` to the bytes it decodes to.
+
+    Parameters
+    ----------
+    tokenizer : transformers tokenizer, ``tiktoken.Encoding``, dict or TokenBytes
+        A Hugging Face tokenizer (fast or slow), a tiktoken encoding, a ``{bytes: rank}``
+        dict of tiktoken-style mergeable ranks, or an existing :class:`TokenBytes`.
+    vocab_size : int, optional
+        Size of the model's output layer; ids beyond the tokenizer get ``None``.
+    bos_token_id, eos_token_id : int, optional
+        Override the tokenizer's BOS / EOS token.
+
+    Returns
+    -------
+    TokenBytes
+
+    Raises
+    ------
+    UnsupportedTokenizerError
+        If the tokenizer cannot represent every byte value (e.g. lower-casing WordPiece).
+
+    Examples
+    --------
+    >>> tb = token_bytes({b"a": 0, b"b": 1, b"ab": 2, **{bytes([i]): 3 + i for i in range(256)
+    ...                   if i not in (97, 98)}}, bos_token_id=0)
+    >>> tb.family, tb.token_bytes[2]
+    ('tiktoken', b'ab')
+    """
+    if isinstance(tokenizer, TokenBytes):
+        tb = tokenizer
+    elif isinstance(tokenizer, dict) or hasattr(tokenizer, "_mergeable_ranks"):
+        tb = _tiktoken_bytes(tokenizer, vocab_size, bos_token_id, eos_token_id)
+    else:
+        tb = _hf_token_bytes(tokenizer, vocab_size)
+    if vocab_size is not None and vocab_size > len(tb):
+        tb = TokenBytes(
+            tb.token_bytes + (None,) * (vocab_size - len(tb)), tb.family, tb.prefix,
+            tb.bos_token_id, tb.eos_token_id, tb.extra,
+        )
+    if bos_token_id is not None or eos_token_id is not None:
+        tb = TokenBytes(
+            tb.token_bytes, tb.family, tb.prefix,
+            tb.bos_token_id if bos_token_id is None else int(bos_token_id),
+            tb.eos_token_id if eos_token_id is None else int(eos_token_id),
+            tb.extra,
+        )
+    # BOS and EOS are special whatever their spelling: they never come from text bytes
+    specials = {tb.bos_token_id, tb.eos_token_id} - {None}
+    if any(s < len(tb) and tb.token_bytes[s] is not None for s in specials):
+        seq = list(tb.token_bytes)
+        for s in specials:
+            if s < len(seq):
+                seq[s] = None
+        tb = TokenBytes(
+            tuple(seq), tb.family, tb.prefix, tb.bos_token_id, tb.eos_token_id, tb.extra
+        )
+    return tb
+
+
+def token_bytes_table(tokenizer: Any) -> list[bytes | None]:
+    """Plain list version of :func:`token_bytes`: ``table[i]`` is the bytes of token ``i``.
+
+    Examples
+    --------
+    >>> table = token_bytes_table({bytes([i]): i for i in range(256)} | {b"hi": 256})
+    >>> table[256], len(table)
+    (b'hi', 257)
+    """
+    if isinstance(tokenizer, dict):
+        return list(_tiktoken_bytes(tokenizer, None, 0, None).token_bytes)
+    return list(token_bytes(tokenizer).token_bytes)
+
+
+@dataclass
+class PathPlan:
+    """Trie nodes along ``text[start:]`` and how to get their masses from one reduceat call.
+
+    Level ``d`` is the node of the byte string ``text[start:start + d]`` (level 0 is the root).
+    For a next-token distribution ``p`` sorted by :attr:`VocabTrie.order`,
+    ``pieces = np.add.reduceat(p_sorted, bounds)`` gives every mass this path needs: each child of
+    a level (other than the next path node) and each block of tokens ending at a level is one
+    piece, so all sums are over positive numbers only (no cancellation).
+    """
+
+    start: int
+    depth: int  # number of levels below the root (levels 0..depth)
+    bounds: np.ndarray  # sorted piece starts (int64)
+    child_level: np.ndarray  # for each non-path child: its level ...
+    child_byte: np.ndarray  # ... its byte ...
+    child_piece: np.ndarray  # ... and its piece index
+    path_bytes: np.ndarray  # path_bytes[d] = byte of the path child of level d (d < depth)
+    end_pos: list[np.ndarray]  # sorted positions of tokens ending exactly at level d
+    end_ids: list[np.ndarray]  # their token ids
+    has_end_after: np.ndarray  # bool per level: a token ends at some deeper level of the path
+
+
+class VocabTrie:
+    """Byte trie of a vocabulary, stored as the tokens sorted by their bytes.
+
+    The tokens whose bytes start with ``s`` are the contiguous sorted range
+    :meth:`node_range` ``(s)``, so the probability mass of any trie node is a sum over one slice
+    of the sorted next-token distribution.
+
+    Parameters
+    ----------
+    tb : TokenBytes
+        Token byte strings (tokens with ``None`` or empty bytes are left out).
+
+    Examples
+    --------
+    >>> tb = token_bytes({bytes([i]): i for i in range(256)} | {b"ab": 256, b"abc": 257},
+    ...                  bos_token_id=0)
+    >>> trie = VocabTrie(tb)
+    >>> lo, hi = trie.node_range(b"ab")
+    >>> sorted(int(trie.order[k]) for k in range(lo, hi))
+    [256, 257]
+    >>> plan = trie.path_plan(b"abd", 0)
+    >>> plan.depth, [list(e) for e in plan.end_ids]
+    (2, [[], [97], [256]])
+    """
+
+    def __init__(self, tb: TokenBytes):
+        items = sorted(
+            (b, i) for i, b in enumerate(tb.token_bytes) if b is not None and len(b) > 0
+        )
+        self.vocab_size = len(tb)
+        self.sorted_bytes: list[bytes] = [b for b, _ in items]
+        self.order = np.array([i for _, i in items], dtype=np.int64)
+        self.n_valid = len(items)
+        self.max_len = max(len(b) for b in self.sorted_bytes)
+        lens = np.array([len(b) for b in self.sorted_bytes], dtype=np.int64)
+        # byte at depth d of each sorted token, 256 past its end: children are runs of this column
+        self._cols = np.full((self.n_valid, self.max_len + 1), 256, dtype=np.int16)
+        flat = np.frombuffer(b"".join(self.sorted_bytes), dtype=np.uint8)
+        rows = np.repeat(np.arange(self.n_valid), lens)
+        cols = np.arange(flat.size) - np.repeat(np.cumsum(lens) - lens, lens)
+        self._cols[rows, cols] = flat
+        self._node_cache: dict[bytes, tuple] = {}
+
+    def node_range(self, prefix: bytes) -> tuple[int, int]:
+        """Sorted positions ``[lo, hi)`` of the tokens whose bytes start with ``prefix``."""
+        if not prefix:
+            return 0, self.n_valid
+        lo = bisect.bisect_left(self.sorted_bytes, prefix)
+        n = len(prefix)
+        hi = bisect.bisect_right(self.sorted_bytes, prefix, lo=lo, key=lambda s: s[:n])
+        return lo, hi
+
+    def _node(self, prefix: bytes) -> tuple:
+        """(lo, hi, n_end, child bytes, child starts) of a node, cached."""
+        got = self._node_cache.get(prefix)
+        if got is not None:
+            return got
+        if len(self._node_cache) > 500_000:  # bound memory on huge corpora
+            self._node_cache.clear()
+        lo, hi = self.node_range(prefix)
+        d = len(prefix)
+        col = self._cols[lo:hi, d] if d <= self.max_len else np.full(hi - lo, 256)
+        n_end = int(np.count_nonzero(col == 256))  # exact matches sort first
+        sub = col[n_end:]
+        if sub.size:
+            change = np.flatnonzero(sub[1:] != sub[:-1]) + 1
+            starts = np.concatenate([[0], change]) + lo + n_end
+            cbytes = sub[np.concatenate([[0], change])].astype(np.int64)
+        else:
+            starts = np.zeros(0, dtype=np.int64)
+            cbytes = np.zeros(0, dtype=np.int64)
+        got = (lo, hi, n_end, cbytes, starts.astype(np.int64))
+        self._node_cache[prefix] = got
+        return got
+
+    def path_plan(self, text: bytes, start: int) -> PathPlan:
+        """Plan the mass computation for the trie path of ``text[start:]``."""
+        levels = []
+        d = 0
+        while True:
+            node = self._node(text[start : start + d])
+            levels.append(node)
+            if start + d >= len(text):
+                break
+            nxt = text[start + d]
+            if nxt not in node[3]:  # no token continues with the next text byte
+                break
+            d += 1
+        depth = len(levels) - 1
+        bounds_l, c_level, c_byte, c_start, path_bytes = [], [], [], [], []
+        end_pos, end_ids = [], []
+        for lev, (lo, _hi, n_end, cbytes, starts) in enumerate(levels):
+            end_pos.append(np.arange(lo, lo + n_end, dtype=np.int64))
+            end_ids.append(self.order[lo : lo + n_end])
+            if n_end:
+                bounds_l.append(np.array([lo], dtype=np.int64))
+            bounds_l.append(starts)
+            if lev < depth:
+                pb = text[start + lev]
+                path_bytes.append(pb)
+                keep = cbytes != pb  # the path child is summed from its own level
+                c_level.append(np.full(int(keep.sum()), lev, dtype=np.int64))
+                c_byte.append(cbytes[keep])
+                c_start.append(starts[keep])
+            else:
+                c_level.append(np.full(cbytes.size, lev, dtype=np.int64))
+                c_byte.append(cbytes)
+                c_start.append(starts)
+        bounds = np.unique(np.concatenate(bounds_l)) if bounds_l else np.zeros(1, np.int64)
+        if bounds.size == 0 or bounds[0] != 0:
+            bounds = np.concatenate([[0], bounds]).astype(np.int64)
+        cs = np.concatenate(c_start) if c_start else np.zeros(0, np.int64)
+        has_end = np.array([e.size > 0 for e in end_ids])
+        after = np.zeros(depth + 1, dtype=bool)
+        for lev in range(depth - 1, -1, -1):
+            after[lev] = after[lev + 1] or has_end[lev + 1]
+        return PathPlan(
+            start=start,
+            depth=depth,
+            bounds=bounds,
+            child_level=np.concatenate(c_level) if c_level else np.zeros(0, np.int64),
+            child_byte=np.concatenate(c_byte) if c_byte else np.zeros(0, np.int64),
+            child_piece=np.searchsorted(bounds, cs),
+            path_bytes=np.array(path_bytes, dtype=np.int64),
+            end_pos=end_pos,
+            end_ids=end_ids,
+            has_end_after=after,
+        )

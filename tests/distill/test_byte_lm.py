@@ -1,0 +1,233 @@
+"""ByteLevelLM against a brute-force oracle that enumerates every covering token sequence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sklearn_lts.distill import ByteLevelLM, token_bytes
+
+STRINGS = ["the", "aé b", "cat sat", "😀!"]  # 3-7 bytes, multi-byte characters included
+
+
+class Oracle:
+    """Sums the probability of every token sequence covering each prefix (no trie, no cache)."""
+
+    def __init__(self, model, tb):
+        self.model, self.tb, self._memo = model, tb, {}
+        self.valid = [(i, b) for i, b in enumerate(tb.token_bytes) if b]
+
+    def dist(self, seq):
+        import torch
+
+        if seq not in self._memo:
+            with torch.no_grad():
+                x = torch.tensor([[self.tb.bos_token_id, *seq]])
+                logits = self.model(x).logits[0, -1].double()
+            self._memo[seq] = torch.softmax(logits, -1).numpy()
+        return self._memo[seq]
+
+    def tilings(self, x):
+        if not x:
+            yield ()
+            return
+        for t, b in self.valid:
+            if x.startswith(b):
+                for rest in self.tilings(x[len(b) :]):
+                    yield (t, *rest)
+
+    def rows(self, text):
+        x = self.tb.prefix + text.encode()
+        out = np.zeros((len(x) + 1, 257))
+        for i in range(len(x) + 1):
+            for L in range(i + 1):
+                for seq in self.tilings(x[:L]):
+                    w = np.prod([self.dist(seq[:k])[seq[k]] for k in range(len(seq))])
+                    p = self.dist(seq)
+                    for t, b in self.valid:
+                        if len(b) > i - L and b.startswith(x[L:i]):
+                            out[i, b[i - L]] += w * p[t]
+                    if L == i and self.tb.eos_token_id is not None:
+                        out[i, 256] += w * p[self.tb.eos_token_id]
+        out /= out.sum(1, keepdims=True)
+        return out[len(self.tb.prefix) :]
+
+
+@pytest.fixture(scope="module")
+def model64(tiny_model):
+    import copy
+
+    return copy.deepcopy(tiny_model).double()
+
+
+@pytest.fixture(scope="module")
+def oracle_rows(model64, tiny_tokenizer):
+    oracle = Oracle(model64, token_bytes(tiny_tokenizer, model64.config.vocab_size))
+    return {s: oracle.rows(s) for s in STRINGS}
+
+
+def test_non_canonical_mass_is_real(tiny_tokenizer, model64, oracle_rows):
+    """The oracle differs from the canonical-boundary approximation: the test has teeth."""
+    blm = ByteLevelLM(model64, tiny_tokenizer, method="boundary")
+    err = max(np.abs(blm.next_byte_proba(s) - oracle_rows[s]).max() for s in STRINGS)
+    assert err > 0.05
+
+
+@pytest.mark.parametrize("method,kw", [("exact", {}), ("beam", {"beam_width": 10**6})])
+def test_exact_and_wide_beam_match_oracle(tiny_tokenizer, model64, oracle_rows, method, kw):
+    blm = ByteLevelLM(model64, tiny_tokenizer, method=method, **kw)
+    got = blm.next_byte_proba_batch(STRINGS)
+    for s, g in zip(STRINGS, got, strict=True):
+        assert g.shape == (len(s.encode()) + 1, 257)
+        np.testing.assert_allclose(g, oracle_rows[s], atol=1e-6, rtol=0)
+    assert blm.stats_.max_beam > 4  # several tokenizations were really summed
+
+
+def test_float32_model_matches_oracle(tiny_tokenizer, tiny_model, oracle_rows):
+    blm = ByteLevelLM(tiny_model, tiny_tokenizer, method="exact")
+    for s in STRINGS[:2]:
+        np.testing.assert_allclose(blm.next_byte_proba(s), oracle_rows[s], atol=1e-5)
+
+
+def test_narrow_beam_error_is_bounded_and_shrinks(tiny_tokenizer, model64, oracle_rows):
+    errs = {}
+    for k in (1, 2, 4, 64):
+        blm = ByteLevelLM(model64, tiny_tokenizer, method="beam", beam_width=k)
+        rows = blm.next_byte_proba_batch(STRINGS)
+        assert blm.stats_.max_beam <= k + 1
+        errs[k] = max(np.abs(r - oracle_rows[s]).max() for s, r in zip(STRINGS, rows, strict=True))
+    print("max abs error vs oracle by beam width:", errs)
+    assert errs[64] < 1e-6
+    assert errs[1] >= errs[2] >= errs[4] >= errs[64]
+    assert errs[4] < 1e-2  # measured: K=1 0.75, K=2 0.012, K=4 1.1e-4 (random peaky model)
+
+
+def test_boundary_is_the_teacher_at_its_own_boundaries(tiny_tokenizer, tiny_model):
+    """At a canonical boundary, 'boundary' is the teacher's next-token distribution by first byte."""
+    import torch
+
+    tb = token_bytes(tiny_tokenizer, tiny_model.config.vocab_size)
+    text = "the cat sat"
+    ids = tiny_tokenizer(text)["input_ids"]
+    with torch.no_grad():
+        p = torch.softmax(tiny_model(torch.tensor([[tb.bos_token_id, *ids]])).logits[0], -1)
+    p = p.double().numpy()
+    rows = ByteLevelLM(tiny_model, tiny_tokenizer, method="boundary").next_byte_proba(text)
+    offset = 0
+    for k in range(len(ids) + 1):
+        want = np.zeros(257)
+        for t, b in enumerate(tb.token_bytes):
+            if b:
+                want[b[0]] += p[k, t]
+        want[256] = p[k, tb.eos_token_id]
+        np.testing.assert_allclose(rows[offset], want / want.sum(), atol=1e-5)
+        if k < len(ids):
+            offset += len(tb.token_bytes[ids[k]])
+
+
+def test_batch_equals_single_and_log(tiny_tokenizer, tiny_model):
+    blm = ByteLevelLM(tiny_model, tiny_tokenizer, method="beam", beam_width=4)
+    texts = ["the theme", "", "café"]
+    batch = blm.next_byte_proba_batch(texts)
+    for t, b in zip(texts, batch, strict=True):
+        np.testing.assert_allclose(blm.next_byte_proba(t), b, atol=1e-6)
+    logs = blm.next_byte_log_proba_batch(texts)
+    np.testing.assert_allclose(np.exp(logs[2]), batch[2], atol=1e-12)
+    assert batch[1].shape == (1, 257)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(min_size=0, max_size=12))
+def test_rows_are_distributions_for_any_unicode(tiny_tokenizer, tiny_model, text):
+    blm = ByteLevelLM(tiny_model, tiny_tokenizer, method="beam", beam_width=3)
+    rows = blm.next_byte_proba(text)
+    assert rows.shape == (len(text.encode()) + 1, 257)
+    assert np.isfinite(rows).all() and (rows >= 0).all()
+    np.testing.assert_allclose(rows.sum(1), 1.0, atol=1e-9)
+
+
+# ------------------------------------------------------------------------- real tokenizers
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_sp():
+    """The Mistral SentencePiece tokenizer (32000, byte fallback) with a tiny random Llama."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sklearn_lts._models import sentencepiece_tokenizer
+
+    tok = sentencepiece_tokenizer()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
+        initializer_range=0.2, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+    )
+    return LlamaForCausalLM(cfg).eval().double(), tok
+
+
+def test_sentencepiece_end_to_end_matches_oracle(tiny_llama_sp):
+    model, tok = tiny_llama_sp
+    blm = ByteLevelLM(model, tok, method="exact")
+    assert blm.token_bytes_.prefix == b" "
+    text = "Hé"
+    rows = blm.next_byte_proba(text)
+    want = Oracle(model, blm.token_bytes_).rows(text)
+    np.testing.assert_allclose(rows, want, atol=1e-6)
+    beam = ByteLevelLM(model, tok, method="beam", beam_width=10).next_byte_proba("Hé 😀\nok")
+    assert beam.shape == (len("Hé 😀\nok".encode()) + 1, 257)
+    np.testing.assert_allclose(beam.sum(1), 1, atol=1e-9)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=8))
+def test_sentencepiece_rows_are_distributions(tiny_llama_sp, text):
+    model, tok = tiny_llama_sp
+    rows = ByteLevelLM(model, tok, method="beam", beam_width=4).next_byte_proba(text)
+    assert np.isfinite(rows).all() and (rows >= 0).all()
+    np.testing.assert_allclose(rows.sum(1), 1, atol=1e-9)
+
+
+def _smollm2_ok(tb, text):
+    return all(b not in tb.extra["missing_bytes"] for b in text.encode())
+
+
+def test_smollm2_end_to_end(smollm2):
+    model, tok = smollm2
+    text = "Hi é!"
+    exact = ByteLevelLM(model, tok, method="exact").next_byte_proba(text)
+    blm = ByteLevelLM(model, tok, method="beam", beam_width=10)
+    beam = blm.next_byte_proba(text)
+    assert blm.token_bytes_.family == "byte_level_bpe"
+    np.testing.assert_allclose(exact.sum(1), 1, atol=1e-9)
+    # K=10 covers every hypothesis of this short string: the beam is exact here
+    assert blm.stats_.max_beam < 10
+    np.testing.assert_allclose(beam, exact, atol=1e-6)
+    # the model is a real one: the observed next bytes are likely
+    gold = exact[np.arange(len(text.encode())), list(text.encode())]
+    assert np.mean(-np.log2(gold)) < 6
+
+
+def test_smollm2_unrepresentable_byte_is_reported(smollm2):
+    model, tok = smollm2
+    blm = ByteLevelLM(model, tok, method="beam", beam_width=2)
+    missing = blm.token_bytes_.extra["missing_bytes"]
+    if not missing or missing[0] >= 0x80:
+        pytest.skip("every ASCII byte has a token")
+    with pytest.raises(ValueError, match="probability zero"):
+        blm.next_byte_proba("a" + chr(missing[0]))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=6))
+def test_smollm2_rows_are_distributions(smollm2, text):
+    model, tok = smollm2
+    blm = ByteLevelLM(model, tok, method="beam", beam_width=4)
+    if not _smollm2_ok(blm.token_bytes_, text):
+        return
+    rows = blm.next_byte_proba(text)
+    assert np.isfinite(rows).all() and (rows >= 0).all()
+    np.testing.assert_allclose(rows.sum(1), 1, atol=1e-9)

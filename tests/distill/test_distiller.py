@@ -1,0 +1,193 @@
+"""ByteDistiller end to end on tiny models (2 layers, width 32): no SmolLM2, no network."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
+from sklearn_lts.distill._distiller import ByteDistiller, _SingleHistoryByteLM
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog. Naïve café, déjà vu.",
+    "To be, or not to be, that is the question: whether 'tis nobler in the mind.",
+    "Byte-level distillation: 日本語のテキスト and emoji 🦀 in one sentence.",
+    "Hamlet, Prince of Denmark. Enter two Clowns with spades and pickaxes.",
+] * 2
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    tok = gpt2_tokenizer()
+    torch.manual_seed(1)
+    cfg = GPT2Config(vocab_size=len(tok), n_layer=2, n_embd=32, n_head=2, n_positions=256)
+    return GPT2LMHeadModel(cfg).eval(), tok
+
+
+@pytest.fixture(scope="module")
+def student_spec():
+    tok = sentencepiece_tokenizer()
+    cfg = GPT2Config(vocab_size=len(tok), n_layer=2, n_embd=32, n_head=2, n_positions=256,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return cfg, tok
+
+
+def _bd(teacher, student_spec, tmp_path, **kw):
+    params = dict(teacher=teacher, student=student_spec, max_steps=6, batch_size=4,
+                  max_length=24, learning_rate=3e-3, random_state=0, device="cpu",
+                  cache_dir=str(tmp_path))
+    params.update(kw)
+    return ByteDistiller(**params)
+
+
+@pytest.fixture(scope="module")
+def fitted(teacher, student_spec, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bd")
+    return _bd(teacher, student_spec, tmp, max_steps=30, learning_rate=1e-2).fit(TEXTS)
+
+
+def test_fit_attributes_and_loss_decreases(fitted):
+    assert len(fitted.history_) == 30
+    losses = [h["loss"] for h in fitted.history_]
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    assert {"token_ce", "byte_ce", "kl"} <= set(fitted.history_[0])
+    assert fitted.max_token_bytes_ == 10
+    assert fitted.n_train_bytes_ == sum(len(t.encode()) for t in TEXTS)
+    # training improves held-in bits per byte against the untrained student
+    untrained = clone(fitted).set_params(max_steps=0).fit(TEXTS)
+    assert fitted.bits_per_byte(TEXTS) < untrained.bits_per_byte(TEXTS) - 0.5
+    assert fitted.score(TEXTS) == -fitted.bits_per_byte(TEXTS)
+
+
+def test_transform_and_next_byte_proba(fitted):
+    Z = fitted.transform(TEXTS[:3])
+    assert Z.shape == (3, 32) and np.isfinite(Z).all()
+    P = fitted.next_byte_proba(TEXTS[2])
+    n = len(TEXTS[2].encode())
+    assert P.shape == (n + 1, 257)
+    ok = ~np.isnan(P).any(1)
+    assert ok.sum() >= n // 2 and ok[-1]
+    np.testing.assert_allclose(P[ok].sum(1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["linear", "transformer"])
+def test_save_load_round_trip_is_identical(teacher, student_spec, tmp_path, head):
+    bd = _bd(teacher, student_spec, tmp_path, byte_head=head).fit(TEXTS)
+    path = os.path.join(tmp_path, "saved")
+    bd.save(path)
+    assert os.path.isfile(os.path.join(path, "student", "model.safetensors"))
+    assert os.path.isfile(os.path.join(path, "byte_head.safetensors"))
+    assert not any(f.endswith((".pkl", ".bin", ".pt")) for f in os.listdir(path))
+    bd2 = ByteDistiller.load(path)
+    np.testing.assert_array_equal(bd.transform(TEXTS), bd2.transform(TEXTS))
+    np.testing.assert_array_equal(bd.next_byte_proba(TEXTS[0]), bd2.next_byte_proba(TEXTS[0]))
+    assert bd.bits_per_byte(TEXTS) == bd2.bits_per_byte(TEXTS)
+    assert bd2.history_ == bd.history_ and bd2.byte_head == head
+    assert bd2.teacher.startswith("<unsaved object")  # model objects are not written
+
+
+def test_determinism_with_random_state(teacher, student_spec, tmp_path):
+    a = _bd(teacher, student_spec, tmp_path, byte_head="transformer").fit(TEXTS)
+    b = _bd(teacher, student_spec, tmp_path, byte_head="transformer").fit(TEXTS)
+    c = _bd(teacher, student_spec, tmp_path, byte_head="transformer", random_state=1).fit(TEXTS)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
+    np.testing.assert_array_equal(a.transform(TEXTS[:2]), b.transform(TEXTS[:2]))
+    assert [h["loss"] for h in a.history_] != [h["loss"] for h in c.history_]
+
+
+def test_teacher_targets_are_cached(teacher, student_spec, tmp_path, monkeypatch):
+    _bd(teacher, student_spec, tmp_path, max_steps=1).fit(TEXTS)
+    files = os.listdir(os.path.join(tmp_path, "bld_targets"))
+    assert len(files) == len(set(TEXTS))
+
+    def boom(*a, **k):
+        raise AssertionError("targets recomputed")
+
+    monkeypatch.setattr(ByteDistiller, "_byte_lm", boom)
+    # another head and another student reuse the same targets
+    _bd(teacher, student_spec, tmp_path, max_steps=1, byte_head="transformer").fit(TEXTS)
+
+
+@pytest.mark.parametrize("loss", ["sft", "uld"])
+def test_baselines(teacher, student_spec, tmp_path, loss):
+    bd = _bd(teacher, student_spec, tmp_path, loss=loss, kl_weight=1.0).fit(TEXTS)
+    assert bd.byte_head_ is None and len(bd.history_) == 6
+    assert ("uld" in bd.history_[0]) == (loss == "uld")
+    with pytest.raises(ValueError):
+        bd.next_byte_proba("x")
+
+
+def test_sft_needs_no_teacher(student_spec, tmp_path):
+    bd = ByteDistiller(teacher="/nonexistent/teacher", student=student_spec, loss="sft",
+                       max_steps=2, batch_size=2, max_length=16, random_state=0)
+    bd.fit(TEXTS[:2])  # the teacher is never loaded
+    assert np.isfinite(bd.score(TEXTS[:2]))
+
+
+def test_teacher_bits_per_byte(fitted):
+    bpb = fitted.bits_per_byte(TEXTS, model="teacher")
+    assert 10 < bpb < 30  # an untrained GPT-2-vocabulary model: ~log2(50257) bits per token
+
+
+def test_clone_and_pickle_do_not_copy_models(fitted, teacher):
+    c = clone(fitted)
+    assert c.teacher[0] is teacher[0]  # shared, not deep-copied
+    assert not hasattr(c, "student_")
+    blob = pickle.dumps(fitted)
+    # the fitted student (~1M parameters) travels, the teacher (~1.6M) does not
+    n_student = sum(p.numel() for p in fitted.student_.parameters())
+    assert len(blob) < 4 * n_student + 2_000_000
+    back = pickle.loads(blob)
+    assert back.teacher.startswith("<unsaved object")
+    assert back.bits_per_byte(TEXTS) == fitted.bits_per_byte(TEXTS)
+    np.testing.assert_array_equal(back.next_byte_proba(TEXTS[1]), fitted.next_byte_proba(TEXTS[1]))
+    with pytest.raises(ValueError, match="dropped"):
+        back.set_params(max_steps=1).fit(TEXTS)
+
+
+def test_does_not_modify_student_parameter(teacher, tmp_path):
+    tok = gpt2_tokenizer()
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=16, n_head=2))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    bd = ByteDistiller(teacher=teacher, student=(model, tok), max_steps=2, batch_size=2,
+                       max_length=16, random_state=0, cache_dir=str(tmp_path)).fit(TEXTS[:2])
+    assert bd.student_ is not model
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+
+def test_pipeline_with_prototype_classifier(fitted):
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_lts import SoftLabelPrototypeClassifier
+
+    y = np.array([0, 1, 0, 1] * 2)
+    pipe = make_pipeline(clone(fitted).set_params(max_steps=2), SoftLabelPrototypeClassifier())
+    pipe.fit(TEXTS, y)
+    assert pipe.predict(TEXTS).shape == (8,)
+
+
+def test_invalid_params(teacher, student_spec, tmp_path):
+    for kw in [{"loss": "kd"}, {"byte_head": "mlp"}, {"byte_head": "linear", "max_token_bytes": None},
+               {"temperature": 0.0}, {"max_length": 1}]:
+        with pytest.raises(ValueError):
+            _bd(teacher, student_spec, tmp_path, **kw).fit(TEXTS)
+    with pytest.raises(TypeError):
+        _bd(teacher, student_spec, tmp_path).fit("a single string")
+
+
+def test_single_history_stand_in_rows(teacher):
+    model, tok = teacher
+    text = "Héllo 🦀 world"
+    rows = _SingleHistoryByteLM(model, tok)(text)
+    assert rows.shape == (len(text.encode()) + 1, 257)
+    np.testing.assert_allclose(rows.sum(1), 1.0, atol=1e-5)
+    # inside a multi-byte character only continuation bytes (0x80-0xBF) are possible
+    i = text.encode().index("é".encode()) + 1
+    assert rows[i, 0x80:0xC0].sum() > 0.999
