@@ -55,8 +55,12 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_prototypes : "auto" or int, default="auto"
+    n_prototypes : "n_classes", "auto" or int, default="n_classes"
         Number of prototypes.
+
+        - ``"n_classes"``: one prototype per class, at its centroid; pairs of classes share a
+          line. The LP then gives one-hot labels, and the rule is a two-neighbour
+          inverse-distance nearest-centroid classifier (the measured best few-shot setting).
 
         - ``"auto"``: the paper's construction. Class centroids are grouped by complete-linkage
           clustering into ``n_classes - 1`` groups, groups of one class are merged into the
@@ -78,8 +82,9 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         the two-prototype rule actually uses, so every class centroid is classified as its own
         class when it is routed to its line. ``"neural"`` (DeepSLP): each prototype of a line
         carries a small head whose output, a function of the query, replaces the fixed soft
-        label; the two heads are mixed with normalised inverse-distance weights and trained
-        with cross-entropy on the support set (see :mod:`sklearn_lts.prototypes._deep`).
+        label; the two labels are mixed with normalised inverse-distance weights (SLaPkNN)
+        and the heads are trained with cross-entropy on the support set (see
+        :mod:`sklearn_lts.prototypes._deep`).
     class_positions : {"support", "centroid"}, default="support"
         Where each class sits on its line, which fixes where the LP makes it win and puts the
         decision boundaries (midway between consecutive classes). ``"centroid"`` is the
@@ -103,6 +108,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     hidden_size : int or None, default=None
         DeepSLP only: hidden width of each head; ``None`` is the reference's single linear
         layer.
+    head_init : {"lp", "xavier"}, default="lp"
+        DeepSLP only. ``"lp"``: heads start as the constant LP soft labels (zero weights, log
+        label as bias), so training refines the LP rule. ``"xavier"``: the reference's random
+        initialisation.
     learning_rate : float, default=1e-2
         DeepSLP only: AdamW learning rate.
     n_epochs : int, default=100
@@ -171,7 +180,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_prototypes="auto",
+        n_prototypes="n_classes",
         *,
         soft_labels="lp",
         class_positions="support",
@@ -179,6 +188,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         routing="line",
         metric="euclidean",
         hidden_size=None,
+        head_init="lp",
         learning_rate=1e-2,
         n_epochs=100,
         weight_decay=1e-2,
@@ -191,6 +201,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.routing = routing
         self.metric = metric
         self.hidden_size = hidden_size
+        self.head_init = head_init
         self.learning_rate = learning_rate
         self.n_epochs = n_epochs
         self.weight_decay = weight_decay
@@ -204,7 +215,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         # "auto" on three classes builds exactly one such line. Settings with at least as many
         # prototypes as the checks' three classes are held to the full threshold.
         M = self.n_prototypes
-        tags.classifier_tags.poor_score = isinstance(M, str) or (
+        tags.classifier_tags.poor_score = M == "auto" or (
             isinstance(M, numbers.Integral) and M < 3
         )
         return tags
@@ -213,16 +224,20 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     def _validate_params(self) -> None:
         M = self.n_prototypes
         if not (
-            (isinstance(M, str) and M == "auto")
+            (isinstance(M, str) and M in ("auto", "n_classes"))
             or (isinstance(M, numbers.Integral) and not isinstance(M, bool) and M >= 2)
         ):
-            raise ValueError(f"n_prototypes must be 'auto' or an int >= 2, got {M!r}.")
+            raise ValueError(
+                f"n_prototypes must be 'n_classes', 'auto' or an int >= 2, got {M!r}."
+            )
         if self.soft_labels not in ("lp", "neural"):
             raise ValueError(f"soft_labels must be 'lp' or 'neural', got {self.soft_labels!r}.")
         if self.soft_labels == "neural":
             h = self.hidden_size
             if h is not None and not (isinstance(h, numbers.Integral) and h >= 1):
                 raise ValueError(f"hidden_size must be None or an int >= 1, got {h!r}.")
+            if self.head_init not in ("lp", "xavier"):
+                raise ValueError(f"head_init must be 'lp' or 'xavier', got {self.head_init!r}.")
             if not (isinstance(self.n_epochs, numbers.Integral) and self.n_epochs >= 1):
                 raise ValueError(f"n_epochs must be an int >= 1, got {self.n_epochs!r}.")
             if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
@@ -288,7 +303,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             centres = kmeans_centres(c, 2)
             return centres[0], centres[-1]
 
-        M = self.n_prototypes
+        M = n_classes if self.n_prototypes == "n_classes" else self.n_prototypes
         if n_classes == 1:
             lines = [Line(centroids[0], centroids[0], [0], 0, 0, is_point=True)]
         elif M == "auto":
@@ -436,10 +451,14 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             d1 = np.linalg.norm(Xs[mask] - p1, axis=1)
             d2 = np.linalg.norm(Xs[mask] - p2, axis=1)
             w1, _ = line_mix_weights(d1, d2)
+            init = None
+            if self.head_init == "lp":
+                init = tuple(self.prototype_labels_[p][cols] for p in entry["prototypes"])
             h1, h2, _ = train_line_heads(
                 Xs[mask], y_line, len(cols), w1,
                 hidden=self.hidden_size, learning_rate=self.learning_rate,
                 n_epochs=self.n_epochs, weight_decay=self.weight_decay, seed=seed + li,
+                init_labels=init,
             )
             heads.append((h1, h2))
             for proto, head in zip(entry["prototypes"], (h1, h2)):
@@ -538,16 +557,16 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         return soft_vote(D, self.prototype_labels_[safe])
 
     def _heads_proba(self, Xs, li: int, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-        """DeepSLP rule on one line: softmax of the distance-mixed head logits."""
+        """DeepSLP rule on one line: distance-weighted mix of the two heads' soft labels."""
         cols = np.searchsorted(self.classes_, self.lines_[li]["classes"])
         h1, h2 = self.heads_[li]
         w1, w2 = line_mix_weights(d1, d2)
         if self.n_neighbors == 1:  # only the nearer prototype votes
             w1 = (d1 <= d2).astype(np.float64)
             w2 = 1.0 - w1
-        z = w1[:, None] * heads_forward(h1, Xs) + w2[:, None] * heads_forward(h2, Xs)
+        z1, z2 = softmax(heads_forward(h1, Xs), axis=-1), softmax(heads_forward(h2, Xs), axis=-1)
         out = np.zeros((len(Xs), len(self.classes_)))
-        out[:, cols] = softmax(z, axis=-1)
+        out[:, cols] = w1[:, None] * z1 + w2[:, None] * z2
         return out
 
     def _neural_labels(self, Xs: np.ndarray, idx: np.ndarray) -> np.ndarray:

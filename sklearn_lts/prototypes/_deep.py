@@ -1,14 +1,17 @@
 """DeepSLP: soft labels produced by small neural heads (Singh et al., arXiv:2210.17437 v3/v4).
 
 Each line's two prototypes ``p1, p2`` get a head ``f_k`` (a linear layer, or a small MLP) over
-the line's classes. A query's logits are the inverse-distance mix of the two heads,
+the line's classes, whose softmax is the prototype's soft label *at the query*. A query's class
+distribution is the two-neighbour SLaPkNN rule with these input-dependent labels,
 
-    z(x) = w1(x) f1(x) + w2(x) f2(x),   w1 = d2 / (d1 + d2),  w2 = d1 / (d1 + d2),
+    P(x) = w1(x) softmax(f1(x)) + w2(x) softmax(f2(x)),   w1 = d2 / (d1 + d2),  w2 = 1 - w1.
 
-which is the two-neighbour SLaPkNN rule with input-dependent soft labels. The reference code
-divides unnormalised logits by raw distances (``f1/d1 + f2/d2``): examples near a prototype get
-huge logits and a query on a prototype divides by zero. Normalising the weights keeps the same
-decision rule up to a positive factor per query, is scale-free, and is safe at ``d = 0``.
+The reference code instead mixes unnormalised logits divided by raw distances
+(``f1/d1 + f2/d2``): examples near a prototype get huge logits, a query on a prototype divides
+by zero, and fixed labels (constant heads) do not reproduce the SLaPkNN rule. Mixing
+distributions with normalised weights is scale-free, safe at ``d = 0``, the same rule the
+global routing uses, and lets the heads start exactly from the LP soft labels
+(``init_labels``), so training refines a sound rule instead of a random one.
 
 Training is cross-entropy on the support points of the line's classes, with the reference's
 loss-ratio gradient scaling: each head's gradients are multiplied by its share
@@ -83,6 +86,7 @@ def train_line_heads(
     n_epochs: int = 100,
     weight_decay: float = 1e-2,
     seed: int = 0,
+    init_labels: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[list, list, list[float]]:
     """Train the two heads of one line on its support points (full batch, AdamW).
 
@@ -102,6 +106,10 @@ def train_line_heads(
         AdamW settings; one full-batch step per epoch (support sets are tiny).
     seed : int
         Seeds the head initialisation: training is deterministic.
+    init_labels : (ndarray, ndarray) or None
+        Start from fixed soft labels (e.g. the LP solution) instead of the reference's Xavier
+        initialisation: each head's output layer starts with zero weights and the log of the
+        label as bias, so training refines a sound rule rather than a random one.
 
     Returns
     -------
@@ -115,12 +123,14 @@ def train_line_heads(
     # a busy 2-core machine), so train on one thread and restore the caller's setting.
     torch.set_num_threads(1)
     try:
-        return _train(X, y, n_out, w1, hidden, learning_rate, n_epochs, weight_decay, seed)
+        return _train(
+            X, y, n_out, w1, hidden, learning_rate, n_epochs, weight_decay, seed, init_labels
+        )
     finally:
         torch.set_num_threads(n_threads)
 
 
-def _train(X, y, n_out, w1, hidden, learning_rate, n_epochs, weight_decay, seed):
+def _train(X, y, n_out, w1, hidden, learning_rate, n_epochs, weight_decay, seed, init_labels):
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -128,6 +138,12 @@ def _train(X, y, n_out, w1, hidden, learning_rate, n_epochs, weight_decay, seed)
         f2 = _make_head(X.shape[1], n_out, hidden).double()
     finally:
         torch.random.set_rng_state(gen_state)  # leave the caller's global RNG untouched
+    if init_labels is not None:
+        with torch.no_grad():
+            for f, label in zip((f1, f2), init_labels):
+                last = [m for m in f.modules() if isinstance(m, nn.Linear)][-1]
+                last.weight.zero_()
+                last.bias.copy_(torch.log(torch.as_tensor(label, dtype=torch.float64) + 1e-3))
     Xt = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.long)
     a = torch.as_tensor(w1, dtype=torch.float64)[:, None]
@@ -137,8 +153,8 @@ def _train(X, y, n_out, w1, hidden, learning_rate, n_epochs, weight_decay, seed)
     for _ in range(n_epochs):
         opt1.zero_grad()
         opt2.zero_grad()
-        z = a * f1(Xt) + (1.0 - a) * f2(Xt)
-        per_example = nn.functional.cross_entropy(z, yt, reduction="none")
+        p = a * torch.softmax(f1(Xt), dim=1) + (1.0 - a) * torch.softmax(f2(Xt), dim=1)
+        per_example = -torch.log(p.gather(1, yt[:, None])[:, 0].clamp_min(1e-12))
         loss = per_example.mean()
         loss.backward()
         with torch.no_grad():  # the reference's loss-ratio gradient scaling

@@ -18,6 +18,7 @@ from sklearn_lts.prototypes._soft_labels import line_scores
 
 ESTIMATORS = [
     SoftLabelPrototypeClassifier(),
+    SoftLabelPrototypeClassifier(n_prototypes="auto"),
     SoftLabelPrototypeClassifier(n_prototypes=2),
     SoftLabelPrototypeClassifier(n_prototypes=3, routing="global"),
     SoftLabelPrototypeClassifier(n_prototypes=6, random_state=0),
@@ -79,7 +80,7 @@ def test_lp_constraints_hold_on_fitted_line(class_positions):
                                atol=1e-9)  # boundaries at midpoints
 
 
-@pytest.mark.parametrize("M", ["auto", 2, 3, 5, 10, 17, 40])
+@pytest.mark.parametrize("M", ["n_classes", "auto", 2, 3, 5, 10, 17, 40])
 @pytest.mark.parametrize("routing", ["line", "global"])
 def test_centroids_are_classified_as_their_class(M, routing):
     X, y = load_iris(return_X_y=True)
@@ -90,11 +91,13 @@ def test_centroids_are_classified_as_their_class(M, routing):
     np.testing.assert_allclose(proba.sum(1), 1.0)
     assert clf.prototype_labels_.shape == (clf.prototypes_.shape[0], 3)
     np.testing.assert_allclose(clf.prototype_labels_.sum(1), 1.0)
-    if M != "auto" and M >= 3:
+    if M == "n_classes":
+        assert clf.prototypes_.shape[0] == 3
+    elif M != "auto" and M >= 3:
         assert clf.prototypes_.shape[0] == M
     if routing == "line":
         centroids = np.vstack([X[y == c].mean(0) for c in range(3)])
-        if M == "auto" or M >= 3:
+        if isinstance(M, str) or M >= 3:
             assert np.array_equal(clf.predict(centroids), [0, 1, 2])
 
 
@@ -152,9 +155,9 @@ def test_zero_distance_query():
 def test_grid_search_pipeline_clone_pickle():
     X, y = load_iris(return_X_y=True)
     pipe = Pipeline([("scale", StandardScaler()), ("slp", SoftLabelPrototypeClassifier())])
-    gs = GridSearchCV(pipe, {"slp__n_prototypes": [2, 3, 6, "auto"]}, cv=3).fit(X, y)
+    gs = GridSearchCV(pipe, {"slp__n_prototypes": [2, 3, 6, "auto", "n_classes"]}, cv=3).fit(X, y)
     assert gs.best_score_ > 0.8
-    assert gs.best_params_["slp__n_prototypes"] in (2, 3, 6, "auto")
+    assert gs.best_params_["slp__n_prototypes"] in (2, 3, 6, "auto", "n_classes")
     clf = SoftLabelPrototypeClassifier(n_prototypes=6, random_state=0).fit(X, y)
     c = clone(clf)
     assert c.get_params() == clf.get_params() and not hasattr(c, "prototypes_")
@@ -193,6 +196,7 @@ def test_string_labels_and_column_order():
         ({"class_positions": "mean"}, "class_positions"),
         ({"soft_labels": "neural", "hidden_size": 0}, "hidden_size"),
         ({"soft_labels": "neural", "n_epochs": 0}, "n_epochs"),
+        ({"soft_labels": "neural", "head_init": "zeros"}, "head_init"),
         ({"soft_labels": "neural", "learning_rate": -1.0}, "learning_rate"),
     ],
 )
@@ -205,7 +209,7 @@ def test_bad_parameters_raise_at_fit(params, match):
 @settings(max_examples=25, deadline=None)
 @given(
     n_classes=st.integers(2, 6),
-    M=st.one_of(st.just("auto"), st.integers(2, 14)),
+    M=st.one_of(st.sampled_from(["auto", "n_classes"]), st.integers(2, 14)),
     routing=st.sampled_from(["line", "global"]),
     metric=st.sampled_from(["euclidean", "cosine"]),
     k=st.integers(1, 4),

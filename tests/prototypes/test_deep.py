@@ -42,7 +42,7 @@ def test_mix_weights_zero_distance():
 
 
 @pytest.mark.parametrize("routing", ["line", "global"])
-@pytest.mark.parametrize("M", ["auto", 2, 6])
+@pytest.mark.parametrize("M", ["auto", "n_classes", 2, 6])
 def test_neural_probabilities_and_pickle(routing, M):
     X, y = load_iris(return_X_y=True)
     clf = SoftLabelPrototypeClassifier(
@@ -56,6 +56,15 @@ def test_neural_probabilities_and_pickle(routing, M):
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
     again = clone(clf).fit(X, y)
     np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+
+
+def test_lp_init_starts_from_the_lp_rule():
+    X, y = load_iris(return_X_y=True)
+    lp = SoftLabelPrototypeClassifier(n_prototypes=2).fit(X, y)
+    deep = SoftLabelPrototypeClassifier(n_prototypes=2, soft_labels="neural", n_epochs=1,
+                                        learning_rate=1e-9).fit(X, y)
+    # one negligible step away from constant log-label heads: same decisions as the LP
+    assert np.mean(deep.predict(X) == lp.predict(X)) > 0.97
 
 
 def test_neural_beats_lp_when_less_than_one_shot():
