@@ -44,6 +44,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
 
 from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier
@@ -75,25 +76,40 @@ METHODS: dict[str, Factory] = {
     "nearest_centroid": lambda ctx: NearestCentroid(),
     "knn1": lambda ctx: KNeighborsClassifier(n_neighbors=1),
     "knn5_distance": lambda ctx: KNeighborsClassifier(n_neighbors=5, weights="distance"),
-    # soft-label prototypes (LP soft labels)
+    # soft-label prototypes, LP soft labels. Default: one prototype per class.
     "slp": lambda ctx: SoftLabelPrototypeClassifier(random_state=0),
-    "slp_k1": lambda ctx: SoftLabelPrototypeClassifier(n_neighbors=1, random_state=0),
     "slp_global": lambda ctx: SoftLabelPrototypeClassifier(routing="global", random_state=0),
-    "slp_cosine": lambda ctx: SoftLabelPrototypeClassifier(metric="cosine", random_state=0),
-    "slp_m=C": lambda ctx: SoftLabelPrototypeClassifier(
-        n_prototypes=max(2, ctx.n_classes), random_state=0
-    ),
-    "slp_m=2C": lambda ctx: SoftLabelPrototypeClassifier(
-        n_prototypes=2 * ctx.n_classes, random_state=0
-    ),
     "slp_m=2C_global": lambda ctx: SoftLabelPrototypeClassifier(
         n_prototypes=2 * ctx.n_classes, routing="global", random_state=0
     ),
-    # DeepSLP: reported as unavailable until soft_labels="neural" exists
+    # the paper's construction (lines through centroids, 2 prototypes per line), as published
+    # (class positions at the centroids) and with our support-point positions
+    "slp_auto_paper": lambda ctx: SoftLabelPrototypeClassifier(
+        n_prototypes="auto", class_positions="centroid", random_state=0
+    ),
+    "slp_auto": lambda ctx: SoftLabelPrototypeClassifier(n_prototypes="auto", random_state=0),
+    # less than one shot: two prototypes for every task (M < C on the multi-class tasks)
+    "slp_m=2": lambda ctx: SoftLabelPrototypeClassifier(n_prototypes=2, random_state=0),
+    "deepslp_m=2": lambda ctx: SoftLabelPrototypeClassifier(
+        n_prototypes=2, soft_labels="neural", random_state=0
+    ),
+    # DeepSLP: as in the reference code (paper's lines, Xavier heads) and our default
+    "deepslp_auto_xavier": lambda ctx: SoftLabelPrototypeClassifier(
+        n_prototypes="auto", soft_labels="neural", head_init="xavier", random_state=0
+    ),
     "deepslp": lambda ctx: SoftLabelPrototypeClassifier(soft_labels="neural", random_state=0),
+    # the "best setting", chosen per episode by cross-validation on the support set only
+    "slp_cv": lambda ctx: _support_cv(ctx),
 }
 DEFAULT_METHODS = list(METHODS)
 ANCHORS = ("logreg", "nearest_centroid", "knn1", "knn5_distance")
+
+def _support_cv(ctx: EpisodeContext) -> BaseEstimator:
+    """GridSearchCV over a fixed, small grid, scored on held-out support folds (no eval data)."""
+    grid = {"routing": ["line", "global"], "soft_labels": ["lp", "neural"]}
+    cv = StratifiedKFold(n_splits=min(4, ctx.shots), shuffle=True, random_state=0)
+    return GridSearchCV(SoftLabelPrototypeClassifier(random_state=0), grid, cv=cv)
+
 
 # Measured earlier on the same 9 tasks (frozen MiniLM, conll = sentence1 [SEP] sentence2).
 REFERENCE = {
@@ -197,8 +213,20 @@ def versions() -> dict[str, str]:
             ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
             check=True,
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "sklearn_lts"], cwd=HERE, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()
+        out["sklearn_lts uncommitted changes"] = "yes" if dirty else "no"
     except (OSError, subprocess.CalledProcessError):
         pass
+    # The library may change between commits: fingerprint the source that actually ran.
+    src = hashlib.sha256()
+    pkg = os.path.join(HERE, "..", "sklearn_lts")
+    for path in sorted(glob.glob(os.path.join(pkg, "**", "*.py"), recursive=True)):
+        with open(path, "rb") as f:
+            src.update(os.path.relpath(path, pkg).encode() + f.read())
+    out["sklearn_lts source sha256"] = src.hexdigest()[:16]
     out["cpu_count"] = str(os.cpu_count())
     try:
         import torch
@@ -229,6 +257,9 @@ def run_task(
         re.sub(r"[^A-Za-z0-9_.-]", "_", name),
     )
     embed_info[name] = meta
+    if args.embed_only:
+        print(f"[{name}] {len(inputs)} inputs cached in {meta['file']}", flush=True)
+        return
     print(f"[{name}] {len(inputs)} unique inputs embedded in {meta['embed_seconds']:.1f}s"
           f"{' (cached)' if meta['cached'] else ''}", flush=True)
     row = {x: i for i, x in enumerate(inputs)}
@@ -314,7 +345,7 @@ def write_markdown(path: str, payload: dict) -> None:
         L += ["Unavailable: " + "; ".join(sorted({f"`{f['method']}` ({f['error']})"
                                                   for f in payload["failures"]})), ""]
     # averages
-    L += ["## Averages over the 9 tasks", ""]
+    L += ["## Averages over tasks (mean of per-task mean accuracy, %)", ""]
     for label, av in avgs.items():
         L += [f"### {label}", "", "| method | " + " | ".join(f"k={k}" for k in shots) + " |",
               "|---|" + "---|" * len(shots)]
@@ -328,7 +359,8 @@ def write_markdown(path: str, payload: dict) -> None:
               "It is selected on these eval results, so its number is optimistic.", ""]
     ref_rows = [f"| {m} | " + " | ".join(f"{REFERENCE[m].get(k, float('nan')):.1f}"
                                          for k in shots) + " |" for m in REFERENCE]
-    L += ["Reference points measured earlier on the same tasks (frozen MiniLM, conll = pair):", "",
+    L += ["Reference points measured earlier, mean over all 9 tasks (frozen MiniLM, conll = pair):",
+          "",
           "| method | " + " | ".join(f"k={k}" for k in shots) + " |",
           "|---|" + "---|" * len(shots), *ref_rows, ""]
     # per task
@@ -351,8 +383,10 @@ def write_markdown(path: str, payload: dict) -> None:
         t = payload["timing"][m]
         L.append(f"| {m} | {t['fit_median']:.4f} | {t['fit_max']:.4f} | "
                  f"{t['predict_median']:.4f} | {t['predict_max']:.4f} |")
-    L += ["", "Predict time covers the task's full eval file (450 to 7,320 rows).", ""]
-    L += ["## Embedding (once per distinct input, cached)", "",
+    n_eval = [r["n_eval"] for r in payload["results"]]
+    L += ["", f"Predict time covers the task's full eval file ({min(n_eval):,} to "
+          f"{max(n_eval):,} rows). Wall-clock times on a shared 2-core machine.", ""]
+    L += ["## Embedding (once per distinct input, cached; wall seconds when first computed)", "",
           "| task | inputs | seconds |", "|---|---|---|"]
     for row, meta in payload["embedding"]["per_task"].items():
         L.append(f"| {row} | {meta['n_inputs']} | {meta['embed_seconds']:.1f} |")
@@ -378,7 +412,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cache-dir", default=os.path.join(HERE, "cache"))
     parser.add_argument("--out", default=os.path.join(HERE, "results", "fewshot"),
                         help="output prefix: writes <out>.md and <out>.json")
+    parser.add_argument("--embed-only", action="store_true",
+                        help="only fill the embedding cache (no fitting, no results files)")
+    parser.add_argument("--render-only", action="store_true",
+                        help="only rewrite <out>.md from an existing <out>.json")
     args = parser.parse_args(argv)
+    if args.render_only:
+        with open(args.out + ".json", encoding="utf-8") as f:
+            payload = json.load(f)
+        payload["aggregate"] = {row: {int(k): v for k, v in by_k.items()}
+                                for row, by_k in payload["aggregate"].items()}
+        write_markdown(args.out + ".md", payload)
+        return payload
     argv_used = sys.argv[1:] if argv is None else argv
     command = "python " + " ".join(shlex.quote(a) for a in [
         os.path.relpath(__file__, os.getcwd()), *argv_used])
@@ -411,6 +456,8 @@ def main(argv: list[str] | None = None) -> dict:
             run_task(task, variant, args, embedder_for, args.methods, results, embed_info,
                      failures)
     wall = time.perf_counter() - t0
+    if args.embed_only:
+        return {"embedding": embed_info}
 
     agg = aggregate(results)
     rows = list(agg)

@@ -317,7 +317,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     >>> texts = ["I love this film", "A wonderful movie", "Terrible, boring plot",
     ...          "I hated every minute", "The match ended 2-1", "He scored a late goal"]
     >>> labels = ["pos", "pos", "neg", "neg", "sport", "sport"]
-    >>> slp = SoftLabelPrototypeClassifier(n_prototypes=3)
+    >>> slp = SoftLabelPrototypeClassifier(n_prototypes=3, random_state=0)
     >>> clf = make_pipeline(SentenceEmbedder(), slp).fit(texts, labels)
     >>> clf.predict(["What a great film", "The striker scored twice", "A dull movie"]).tolist()
     ['pos', 'sport', 'neg']

@@ -242,6 +242,28 @@ class ConversionStats:
         return self.n_forward_calls / max(self.n_bytes, 1)
 
 
+_VOCAB_CACHE: list = []  # a few (weakref to tokenizer, args, TokenBytes, VocabTrie)
+
+
+def _vocabulary(tokenizer: Any, v: int, bos: int | None, eos: int | None):
+    """TokenBytes and trie of a tokenizer, cached: reading a vocabulary takes 0.1-1 s."""
+    import weakref
+
+    args = (v, bos, eos)
+    for ref, a, tb, trie in _VOCAB_CACHE:
+        if ref() is tokenizer and a == args:
+            return tb, trie
+    tb = token_bytes(tokenizer, v, bos_token_id=bos, eos_token_id=eos)
+    trie = VocabTrie(tb)
+    try:
+        ref = weakref.ref(tokenizer)
+    except TypeError:  # e.g. a plain dict vocabulary
+        return tb, trie
+    _VOCAB_CACHE.append((ref, args, tb, trie))
+    del _VOCAB_CACHE[:-4]
+    return tb, trie
+
+
 class ByteLevelLM:
     """Next-byte distributions of a Hugging Face causal LM over tokens.
 
@@ -333,10 +355,7 @@ class ByteLevelLM:
             model.to(device)
         out = model.get_output_embeddings()
         v = out.weight.shape[0] if out is not None else model.config.vocab_size
-        self.token_bytes_ = token_bytes(
-            tokenizer, v, bos_token_id=bos_token_id, eos_token_id=eos_token_id
-        )
-        self._trie = VocabTrie(self.token_bytes_)
+        self.token_bytes_, self._trie = _vocabulary(tokenizer, v, bos_token_id, eos_token_id)
         self.stats_ = ConversionStats()
         self._layer_cls = None
         import inspect

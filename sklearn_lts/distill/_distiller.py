@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import os
-from bisect import bisect_left
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_lts.distill._align import EOT, align_text, token_bytes_table
+from sklearn_lts.distill._byte_lm import ByteLevelLM
 from sklearn_lts.distill._heads import make_byte_head
+from sklearn_lts.distill._targets import ByteTargetCache
 from sklearn_lts.distill._trainer import Document, last_hidden, make_windows, train_student
 
 __all__ = ["ByteDistiller"]
@@ -40,15 +40,6 @@ def _describe(obj) -> str:
         return obj
     names = "+".join(type(o).__name__ for o in (obj if isinstance(obj, tuple) else (obj,)))
     return f"{_PLACEHOLDER}{names}>"
-
-
-def _model_fingerprint(model) -> str:
-    # identifies an in-memory teacher for the target cache without hashing all its weights
-    h = hashlib.sha1(type(model).__name__.encode())
-    h.update(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
-    for _, p in list(model.named_parameters())[:2]:
-        h.update(p.detach().float().cpu().numpy().tobytes()[:65536])
-    return h.hexdigest()[:16]
 
 
 class ByteDistiller(TransformerMixin, BaseEstimator):
@@ -133,6 +124,8 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         The resolved number of byte slots.
     n_train_bytes_ : int
         UTF-8 bytes of the training texts.
+    eval_curve_ : ndarray of shape (n_evals, 2)
+        ``(step, held-out bits per byte)``; only when ``fit`` got ``eval_X``.
 
     Notes
     -----
@@ -219,7 +212,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         return cache_root()
 
     def _load_teacher(self):
-        """(model, tokenizer, cache key) of the teacher, loaded once per estimator."""
+        """(model, tokenizer) of the teacher, loaded once per estimator."""
         cached = getattr(self, "_teacher_cache", None)
         if cached is not None and cached[0] is self.teacher:
             return cached[1]
@@ -231,7 +224,6 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             if self.cache_dir is not None:
                 default_dir = os.path.join(self._cache_root(), "smollm2-135m")
             model, tok = load_smollm2(default_dir)
-            key = "smollm2-135m-instruct-q4_1"
         elif isinstance(t, str):
             if t.startswith(_PLACEHOLDER):
                 raise ValueError(f"teacher={t!r} was dropped on save/pickle; set_params it again")
@@ -239,15 +231,13 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
 
             tok = AutoTokenizer.from_pretrained(t)
             model = AutoModelForCausalLM.from_pretrained(t)
-            key = "path:" + os.path.abspath(t) if os.path.exists(t) else "hub:" + t
         elif isinstance(t, tuple) and len(t) == 2:
             model, tok = t
-            key = "obj:" + _model_fingerprint(model)
         else:
             raise TypeError("teacher must be None, a path/name or a (model, tokenizer) pair")
         model.eval()
         model.to(self._device())
-        out = (model, tok, key)
+        out = (model, tok)
         self._teacher_cache = (self.teacher, out)
         return out
 
@@ -299,54 +289,28 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ teacher targets
     def _teacher_byte_rows(self, texts: list[str]) -> list[np.ndarray]:
-        """Teacher next-byte distributions (n_bytes + 1, 257) per text, cached on disk."""
-        model, tok, key = self._load_teacher()
-        method = self.byte_method
-        folder = os.path.join(self._cache_root(), "bld_targets")
-        os.makedirs(folder, exist_ok=True)
-        blm = None
-        out = []
-        todo = []
-        for i, text in enumerate(texts):
-            h = hashlib.sha1(
-                f"{key}|{method}|{self.beam_width}|".encode() + text.encode("utf-8")
-            ).hexdigest()
-            path = os.path.join(folder, h + ".npy")
-            out.append(path)
-            if not os.path.isfile(path):
-                todo.append(i)
-        bar = None
-        if self.verbose and todo:
-            from tqdm.auto import tqdm
+        """Teacher next-byte distributions (n_bytes + 1, 257) per text, cached on disk.
 
-            bar = tqdm(total=len(todo), desc="teacher byte targets")
-        for i in todo:
-            if blm is None:
-                blm = self._byte_lm(model, tok)
-            rows = np.asarray(blm(texts[i]), dtype=np.float32)
-            tmp = out[i] + f".tmp{os.getpid()}.npy"
-            np.save(tmp, rows)
-            os.replace(tmp, out[i])  # atomic: a concurrent reader never sees half a file
-            if bar is not None:
-                bar.update(1)
-        if bar is not None:
-            bar.close()
-        return [np.load(p, mmap_mode="r") for p in out]
+        Uses ``ByteLevelLM`` + ``ByteTargetCache`` (memory-mapped, keyed by teacher weights,
+        tokenizer, method and text), so targets are shared by every run, loss and byte head.
+        """
+        model, tok = self._load_teacher()
+        folder = os.path.join(self._cache_root(), "bld_targets")
+        cache = ByteTargetCache(folder, self._byte_lm(model, tok))
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            cache.precompute(missing, progress=bool(self.verbose))
+        return cache.get_many(texts)
 
     def _byte_lm(self, model, tok):
-        """A callable text -> (n_bytes + 1, 257) next-byte distributions of the teacher."""
-        try:
-            from sklearn_lts.distill._byte_lm import ByteLevelLM
-        except ImportError:  # the teacher side is not installed: single-history approximation
-            return _SingleHistoryByteLM(model, tok, self._device())
-        blm = ByteLevelLM(model, tok, method=self.byte_method, beam_width=self.beam_width)
-        return blm.next_byte_proba
+        """The teacher's byte-level LM (``next_byte_proba(_batch)``: text -> (n + 1, 257))."""
+        return ByteLevelLM(model, tok, method=self.byte_method, beam_width=self.beam_width)
 
     def _teacher_uld(self, texts: list[str]) -> list[tuple[dict, np.ndarray]]:
         """Per text: {byte offset of a teacher token: row} and the sorted top-k probabilities."""
         import torch
 
-        model, tok, _ = self._load_teacher()
+        model, tok = self._load_teacher()
         bos, _ = self._bos_pad(tok)
         table = token_bytes_table(tok)
         out = []
@@ -385,7 +349,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, eval_X=None, eval_every: int = 10):
         """Distil the teacher into the student on the texts ``X``.
 
         Parameters
@@ -394,6 +358,11 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             Training texts (documents). Long texts are cut into windows of ``max_length``
             student tokens.
         y : ignored
+        eval_X : list of str, optional
+            Held-out texts: every ``eval_every`` steps (and at step 0) their bits per byte are
+            recorded in ``history_`` (key ``"eval_bits_per_byte"``) and ``eval_curve_``
+            (learning curves).
+        eval_every : int, default=10
 
         Returns
         -------
@@ -434,6 +403,21 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             if head is not None:
                 head.to(device)
             bos, pad = self._bos_pad(tok)
+            callback, curve = None, []
+            if eval_X is not None:
+                eval_texts = _check_texts(eval_X)
+
+                def evaluate(step):
+                    model.eval()
+                    nll, nb = self._windows_nll(model, tok, eval_texts, self.max_length)
+                    model.train()
+                    curve.append((step, nll / math.log(2) / max(nb, 1)))
+
+                def callback(step, *_):
+                    if step % eval_every == 0 or step == self.max_steps:
+                        evaluate(step)
+
+                evaluate(0)
             self.history_ = train_student(
                 model,
                 head,
@@ -451,8 +435,12 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
                 temperature=self.temperature,
                 rng=rng,
                 verbose=self.verbose,
-                callback=getattr(self, "_step_callback", None),
+                callback=callback,
             )
+            for step, bpb in curve:
+                if step > 0:
+                    self.history_[step - 1]["eval_bits_per_byte"] = bpb
+            self.eval_curve_ = np.asarray(curve, dtype=float).reshape(-1, 2)
         if self.lora:
             model = model.merge_and_unload()
         model.eval()
@@ -519,7 +507,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             check_is_fitted(self)
             m, tok = self.student_, self.student_tokenizer_
         elif model == "teacher":
-            m, tok, _ = self._load_teacher()
+            m, tok = self._load_teacher()
         else:
             raise ValueError("model must be 'student' or 'teacher'")
         nll, n_bytes = self._windows_nll(m, tok, texts, self.max_length)
@@ -722,7 +710,6 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         from safetensors.torch import save
 
         state = {k: v for k, v in self.__dict__.items() if k != "_teacher_cache"}
-        state.pop("_step_callback", None)
         for k in ("teacher", "student"):
             if not (state[k] is None or isinstance(state[k], str)):
                 state[k] = _describe(state[k])
@@ -779,63 +766,3 @@ def _head_from_config(cfg: dict):
     d_model = cfg.pop("d_model")
     max_bytes = cfg.pop("max_bytes")
     return make_byte_head(kind, d_model, max_bytes, **cfg)
-
-
-class _SingleHistoryByteLM:
-    """Stand-in teacher byte LM used only when ``_byte_lm.ByteLevelLM`` is not available.
-
-    Teacher-forced on the teacher's own tokenization of the text: inside teacher token ``k``
-    after the partial bytes ``r``, the next-byte distribution is the teacher's next-token mass
-    over tokens that start with ``r`` and are longer, grouped by their next byte (end of text
-    gets the EOS mass at token starts). This is the cheap "single history" approximation (one
-    forward pass per text), not the covering beam of the paper.
-    """
-
-    def __init__(self, model, tok, device: str = "cpu"):
-        self.model, self.tok, self.device = model, tok, device
-        table = token_bytes_table(tok)
-        self.table = table
-        self.order = sorted((b, i) for i, b in enumerate(table) if b)
-        self.sorted_bytes = [b for b, _ in self.order]
-        self.first = np.array([b[0] if b else -1 for b in table])
-        self.eos = tok.eos_token_id
-
-    def __call__(self, text: str) -> np.ndarray:
-        import torch
-
-        a = align_text(text, self.tok, self.table)
-        data = text.encode("utf-8")
-        bos = self.tok.bos_token_id if self.tok.bos_token_id is not None else self.eos
-        probs = []
-        with torch.no_grad():
-            ids = [bos] + a.ids.tolist()
-            for s in range(0, len(ids), 1024):
-                x = torch.tensor([ids[s : s + 1024]], device=self.device)
-                probs.append(torch.softmax(self.model(input_ids=x).logits[0].float(), -1).cpu())
-        p = torch.cat(probs).numpy().astype(np.float64)  # row k predicts token k (k = L: end)
-        n = len(data)
-        rows = np.zeros((n + 1, EOT + 1))
-        valid = self.first >= 0
-        for k in range(len(a.ids) + 1):
-            st = int(a.starts[k]) if k < len(a.ids) else n
-            ln = int(a.lengths[k]) if k < len(a.ids) else 1
-            for j in range(ln):
-                i = st + j
-                if i > n:
-                    break
-                if j == 0:
-                    row = np.bincount(self.first[valid], weights=p[k][valid], minlength=256)
-                    row = np.append(row[:256], p[k][self.eos] if self.eos is not None else 0.0)
-                else:
-                    r = data[st:i]
-                    lo = bisect_left(self.sorted_bytes, r)
-                    row = np.zeros(EOT + 1)
-                    for b, tid in self.order[lo:]:
-                        if not b.startswith(r):
-                            break
-                        if len(b) > len(r):
-                            row[b[len(r)]] += p[k][tid]
-                tot = row.sum()
-                rows[i] = row / tot if tot > 0 else np.full(EOT + 1, 1.0 / (EOT + 1))
-        return rows.astype(np.float32)
-

@@ -66,7 +66,8 @@ class LinearByteHead(nn.Module):
 
 def _sinusoid(n: int, d: int, device=None) -> torch.Tensor:
     pos = torch.arange(n, dtype=torch.float32, device=device)[:, None]
-    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32, device=device) * (-math.log(1e4) / d))
+    idx = torch.arange(0, d, 2, dtype=torch.float32, device=device)
+    div = torch.exp(idx * (-math.log(1e4) / d))
     pe = torch.zeros(n, d, device=device)
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]

@@ -183,7 +183,8 @@ def train_student(
 
     Batches are windows drawn without replacement from a shuffled epoch order (reshuffled each
     epoch). The learning rate warms up linearly over the first 10% of the steps, then decays
-    linearly to 10% of ``learning_rate``; gradients are clipped at norm 1.
+    linearly to 10% of ``learning_rate``; the gradients of the student and of the byte head
+    are clipped at norm 1 separately.
 
     ``callback(step, model, head)``, if given, is called after every step (used for learning
     curves).
@@ -192,9 +193,8 @@ def train_student(
     if not windows:
         raise ValueError("no tokens to train on")
     params = [p for p in model.parameters() if p.requires_grad]
-    if head is not None:
-        params += list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
+    head_params = list(head.parameters()) if head is not None else []
+    opt = torch.optim.AdamW(params + head_params, lr=learning_rate, weight_decay=0.01)
     warm = max(1, int(0.1 * max_steps))
 
     def lr_at(step: int) -> float:
@@ -226,7 +226,11 @@ def train_student(
         parts = compute_loss(model, head, batch, loss, byte_ce_weight, kl_weight, temperature)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
+        # clip student and byte head apart: one global norm would let a large byte-head
+        # gradient shrink the student's token-CE update
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        if head_params:
+            torch.nn.utils.clip_grad_norm_(head_params, 1.0)
         opt.step()
         sched.step()
         rec = {"step": step + 1, "time": time.perf_counter() - t0}

@@ -105,7 +105,7 @@ def test_narrow_beam_error_is_bounded_and_shrinks(tiny_tokenizer, model64, oracl
 
 
 def test_boundary_is_the_teacher_at_its_own_boundaries(tiny_tokenizer, tiny_model):
-    """At a canonical boundary, 'boundary' is the teacher's next-token distribution by first byte."""
+    """At a canonical boundary, 'boundary' is the teacher's next-token mass by first byte."""
     import torch
 
     tb = token_bytes(tiny_tokenizer, tiny_model.config.vocab_size)

