@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         "numpy": np.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "loadavg_at_start": [round(x, 1) for x in os.getloadavg()],
     }
     print("command:", command)
     print("versions:", versions)
@@ -103,10 +104,28 @@ def main(argv: list[str] | None = None) -> dict:
     t_plain, n_tok = plain()
     print(f"plain forward: {t_plain:.1f} s, {n_tok} tokens, {n_bytes / t_plain:.0f} bytes/s")
 
-    configs = [("boundary", {})] + [
-        (f"beam K={k}", {"method": "beam", "beam_width": k}) for k in sorted(args.ks)
-    ]
+    ks = sorted(args.ks)
+    # the widest beam first: every later method is compared with it as soon as it is done
+    configs = [(f"beam K={ks[-1]}", {"method": "beam", "beam_width": ks[-1]})]
+    configs += [("boundary", {})]
+    configs += [(f"beam K={k}", {"method": "beam", "beam_width": k}) for k in ks[:-1]]
+    ref_name = configs[0][0]
     results, rows = [], {}
+    report = {
+        "command": command,
+        "versions": versions,
+        "text": os.path.basename(args.text),
+        "n_texts": len(texts),
+        "n_bytes": n_bytes,
+        "n_tokens": n_tok,
+        "batch_texts": args.batch_texts,
+        "prune_threshold": args.prune_threshold,
+        "lookahead": args.lookahead,
+        "plain_forward_seconds": t_plain,
+        "plain_bytes_per_s": n_bytes / t_plain,
+        "reference": ref_name,
+        "results": results,
+    }
     for name, kw in configs:
         kw = dict(kw)
         method = kw.pop("method", "boundary")
@@ -126,6 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows[name] = out
         gold = np.concatenate([r[np.arange(len(t.encode())), list(t.encode())]
                                for t, r in zip(texts, out, strict=True)])
+        kl = np.concatenate([kl_bits(p, q) for p, q in zip(rows[ref_name], out, strict=True)])
         res = {
             "method": name,
             "seconds": seconds,
@@ -136,37 +156,27 @@ def main(argv: list[str] | None = None) -> dict:
             "token_evals_per_token": evals / n_tok,
             "max_beam": max_beam,
             "bits_per_byte": float(-np.log2(gold).mean()),
+            "kl_vs_widest_bits_per_byte": float(kl.mean()),
+            "kl_vs_widest_max_row": float(kl.max()),
         }
         results.append(res)
-        print(json.dumps(res))
-    ref_name = configs[-1][0]
-    for res in results:
-        kl = np.concatenate([kl_bits(p, q) for p, q in zip(rows[ref_name], rows[res["method"]],
-                                                              strict=True)])
-        res["kl_vs_widest_bits_per_byte"] = float(kl.mean())
-        res["kl_vs_widest_max_row"] = float(kl.max())
+        print(json.dumps(res), flush=True)
+        _write(args.out, report, args, versions, command)
+    return report
 
-    report = {
-        "command": command,
-        "versions": versions,
-        "text": os.path.basename(args.text),
-        "n_texts": len(texts),
-        "n_bytes": n_bytes,
-        "n_tokens": n_tok,
-        "prune_threshold": args.prune_threshold,
-        "lookahead": args.lookahead,
-        "plain_forward_seconds": t_plain,
-        "plain_bytes_per_s": n_bytes / t_plain,
-        "reference": ref_name,
-        "results": results,
-    }
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".json", "w") as f:
+
+def _write(out: str, report: dict, args, versions: dict, command: str) -> None:
+    """Markdown + JSON of the results so far (rewritten after every method)."""
+    n_bytes, n_tok, ref_name = report["n_bytes"], report["n_tokens"], report["reference"]
+    t_plain = report["plain_forward_seconds"]
+    results = report["results"]
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out + ".json", "w") as f:
         json.dump(report, f, indent=2)
     lines = [
         "# Byte conversion benchmark: SmolLM2-135M next-byte distributions",
         "",
-        f"Text: `{report['text']}`, {n_bytes} bytes in {len(texts)} texts "
+        f"Text: `{report['text']}`, {n_bytes} bytes in {report['n_texts']} texts "
         f"({n_tok} SmolLM2 tokens), batches of {args.batch_texts} texts; prune_threshold="
         f"{args.prune_threshold}, lookahead={args.lookahead}; {versions['threads']} threads.",
         "",
@@ -185,10 +195,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"{r['kl_vs_widest_bits_per_byte']:.2e} | {r['kl_vs_widest_max_row']:.2e} |"
         )
     lines += ["", f"Command: `{command}`", "", f"Versions: `{json.dumps(versions)}`", ""]
-    with open(args.out + ".md", "w") as f:
+    with open(out + ".md", "w") as f:
         f.write("\n".join(lines))
-    print("\n".join(lines))
-    return report
 
 
 if __name__ == "__main__":

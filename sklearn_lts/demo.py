@@ -136,11 +136,19 @@ def few_shot_text(shots=(4, 8), n_episodes: int = 5, n_test: int = 1000) -> None
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--skip-distill", action="store_true",
+                        help="skip the short distillation run (the slowest part)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     few_shot_digits(n_episodes=args.episodes)
     few_shot_text()
+    if not args.skip_distill:
+        from sklearn_lts.distill._demo import run_distill_demo
+
+        print("\n== Cross-tokenizer distillation through bytes: SmolLM2-135M teacher -> fresh "
+              "GPT-2-tokenizer student ==")
+        run_distill_demo()
     print(f"\nDemo finished in {time.perf_counter() - t0:.0f} s.")
 
 

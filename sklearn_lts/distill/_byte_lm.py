@@ -513,16 +513,25 @@ class ByteLevelLM:
             out.append(cur)
         return out
 
-    def _ensure(self, requests: list[tuple[_Node, int, _Text]]) -> None:
-        """Evaluate the requested nodes (and speculative continuations) in few forward calls."""
+    def _ensure(
+        self, requests: list[tuple[_Node, int, _Text]], speculative: Sequence = ()
+    ) -> None:
+        """Evaluate the requested nodes, their likely continuations and the speculative nodes
+        (states the beam will probably need in the next bytes) in few forward calls."""
         todo: list[_Node] = []
         seen = set()
         items: dict[int, _Text] = {}
-        for node, idx, item in requests:
+        jobs = [(n, k, it, None) for n, k, it in requests]
+        jobs += [(n, k, it, 0) for n, k, it in speculative]
+        for node, idx, item, spine in jobs:
             items[idx] = item
             if node.cm is not None and node is not self._root:
                 continue
+            if node.slot is not None and node is not self._root:
+                continue
             length = self.window if (node.canon >= 0 or node.parent is None) else self.lookahead
+            if spine is not None and node.canon < 0:
+                length = spine
             for n in self._spine(node, idx, item, length):
                 chain = []
                 m = n
@@ -633,6 +642,7 @@ class ByteLevelLM:
         k_beam = {"exact": math.inf, "boundary": 1}.get(self.method, self.beam_width)
         thr = self.prune_threshold if self.method == "beam" else 0.0
         active = list(range(len(items)))
+        spec: list = []
         i = 0
         while active:
             requests = []
@@ -658,13 +668,45 @@ class ByteLevelLM:
                 for node, d in it.hyps:
                     if d == 0 and node.cm is None:
                         requests.append((node, k, it))
+                if self.method != "boundary":
+                    total = float(np.logaddexp.reduce([cands[h][2] for h in keep]))
+                    spec += self._speculate(it, k, root_prof[k], total, k_beam, thr)
                 if i % 64 == 63:
                     self._free(it, i)
                 still.append(k)
-            if requests:
-                self._ensure(requests)
+            if requests:  # a call is needed anyway: add the states the next bytes will want
+                self._ensure(requests, spec)
+            spec = []
             active = still
             i += 1
+
+    def _speculate(self, it: _Text, k: int, root_prof, total: float, k_beam: float, thr: float):
+        """States that the kept hypotheses will create at their next token ends along the text
+        and that are heavy enough to survive pruning then (their weights are already known)."""
+        bar = total + math.log(thr * 0.1) if thr > 0 else -math.inf
+        found = []
+        for node, d in it.hyps:
+            if node is None:
+                plan, end_p, lw, par = self._plan(it, 0), root_prof[1], 0.0, self._root
+            elif node.cm is None:  # being evaluated in this very call
+                continue
+            else:
+                plan, end_p, lw, par = node.plan, node.end_p, node.logw, node
+            for e in range(d + 1, plan.depth + 1):
+                for t, p in zip(plan.end_ids[e], end_p[e], strict=True):
+                    if p > 0 and lw + math.log(p) >= bar:
+                        found.append((lw + math.log(p), par, int(t)))
+        found.sort(key=lambda f: -f[0])
+        if math.isfinite(k_beam):
+            found = found[: int(k_beam)]
+        out = []
+        for lwc, par, t in found:
+            ch = self._child(par, t, k, it)
+            if ch.slot is None:
+                if ch.logw is None:
+                    ch.logw = lwc
+                out.append((ch, k, it))
+        return out
 
     def _free(self, it: _Text, i: int) -> None:
         """Drop profiles that no hypothesis can use any more (their path is behind us)."""

@@ -25,8 +25,6 @@ fitted classifier pickles as plain arrays.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
 
 __all__ = ["heads_forward", "line_mix_weights", "train_line_heads"]
 
@@ -45,7 +43,9 @@ def line_mix_weights(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.nda
     return w1, 1.0 - w1
 
 
-def _make_head(n_features: int, n_out: int, hidden: int | None) -> nn.Module:
+def _make_head(n_features: int, n_out: int, hidden: int | None):
+    from torch import nn
+
     if not hidden:
         head = nn.Linear(n_features, n_out)
         nn.init.xavier_uniform_(head.weight)  # as the reference code
@@ -54,7 +54,9 @@ def _make_head(n_features: int, n_out: int, hidden: int | None) -> nn.Module:
     return nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
 
 
-def _to_numpy(head: nn.Module) -> list[tuple[np.ndarray, np.ndarray]]:
+def _to_numpy(head) -> list[tuple[np.ndarray, np.ndarray]]:
+    from torch import nn
+
     layers = [m for m in head.modules() if isinstance(m, nn.Linear)]
     return [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in layers]
 
@@ -118,6 +120,8 @@ def train_line_heads(
     losses : list of float
         Mean cross-entropy per epoch.
     """
+    import torch  # imported here: prediction, and the LP path, need no torch
+
     n_threads = torch.get_num_threads()
     # Heads are tiny: thread start-up and spin-waiting cost more than the maths (20x slower on
     # a busy 2-core machine), so train on one thread and restore the caller's setting.
@@ -131,6 +135,9 @@ def train_line_heads(
 
 
 def _train(X, y, n_out, w1, hidden, learning_rate, n_epochs, weight_decay, seed, init_labels):
+    import torch
+    from torch import nn
+
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
