@@ -288,7 +288,8 @@ class ByteLevelLM:
         ``K`` for ``method="beam"``.
     prune_threshold : float
         For ``method="beam"``: also drop hypotheses lighter than this fraction of the total
-        covering mass (0 keeps all ``K``).
+        covering mass (0 keeps all ``K``). Every kept state costs LM evaluations, so this is the
+        main speed knob; with the default 1e-3 the beam rarely holds more than a few states.
     batch_size : int
         Most tokens per forward call.
     lookahead : int
@@ -332,9 +333,9 @@ class ByteLevelLM:
         tokenizer: Any,
         method: str = "beam",
         beam_width: int = 10,
-        prune_threshold: float = 0.0,
+        prune_threshold: float = 1e-3,
         batch_size: int = 256,
-        lookahead: int = 8,
+        lookahead: int = 2,
         window: int = 128,
         device: str = "auto",
         bos_token_id: int | None = None,
@@ -458,7 +459,13 @@ class ByteLevelLM:
                     break
                 if n_end:
                     best = (d, int(trie.order[lo]))
-            d, t = best  # single bytes always exist (checked when the vocabulary was read)
+            if best is None:
+                raise ValueError(
+                    f"byte 0x{x[a]:02X} at offset {a - len(self.token_bytes_.prefix)} cannot be "
+                    "produced by any token of this tokenizer: the LM gives the text "
+                    "probability zero"
+                )
+            d, t = best
             out.append(t)
             a += d
         return out

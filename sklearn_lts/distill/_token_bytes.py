@@ -361,7 +361,7 @@ class VocabTrie:
     >>> sorted(int(trie.order[k]) for k in range(lo, hi))
     [256, 257]
     >>> plan = trie.path_plan(b"abd", 0)
-    >>> plan.depth, [list(e) for e in plan.end_ids]
+    >>> plan.depth, [e.tolist() for e in plan.end_ids]
     (2, [[], [97], [256]])
     """
 
