@@ -119,6 +119,10 @@ REFERENCE = {
 }
 
 
+#: episodes skipped because their training file holds no records (reported in the results)
+SKIPPED: list[str] = []
+
+
 # ---------------------------------------------------------------------------------- data
 def task_files(data_dir: str, task: str) -> tuple[str, dict[tuple[int, int], str]]:
     """Eval file and ``{(episode, shots): train file}`` of a task folder."""
@@ -269,6 +273,10 @@ def run_task(
         episodes = sorted(i for (i, kk) in train_recs if kk == k)[: args.episodes]
         for i in episodes:
             recs = train_recs[(i, k)]
+            if not recs:  # e.g. disaster_train_0_16.json is an empty list in the data
+                SKIPPED.append(f"{name} k={k} episode {i}: empty training file")
+                print(f"[{name}] k={k} episode {i}: empty training file, skipped", flush=True)
+                continue
             X_tr = X_all[[row[record_input(task, r)] for r in recs]]
             y_tr = np.asarray([str(r["label"]) for r in recs])
             ctx = EpisodeContext(task, len(np.unique(y_tr)), k, len(y_tr))
@@ -330,8 +338,13 @@ def write_markdown(path: str, payload: dict) -> None:
         m in agg[row].get(k, {}) for row in agg for k in agg[row])]
     shots = payload["shots"]
     L = ["# Few-shot Leopard benchmark: frozen MiniLM embeddings", ""]
-    L += [f"Command: `{payload['command']}`", "",
-          f"Started {payload['started']}, total wall time {payload['wall_seconds']:.0f} s.", ""]
+    L += [f"Command: `{payload['command']}`", ""]
+    for cmd in payload.get("previous_commands", []):
+        L += [f"Rows of the other tasks come from the earlier run `{cmd}` (merged with "
+              "`--update`; same code for those rows).", ""]
+    if payload.get("skipped"):
+        L += ["Skipped episodes: " + "; ".join(payload["skipped"]) + ".", ""]
+    L += [f"Started {payload['started']}, total wall time {payload['wall_seconds']:.0f} s.", ""]
     L += ["Protocol: for each task and k examples per class, fit on each episode file "
           f"(up to {payload['episodes']} per k), evaluate on the full eval file; accuracy in %, "
           "mean ± std over episodes. Embeddings: `SentenceEmbedder()` with "
@@ -414,6 +427,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="output prefix: writes <out>.md and <out>.json")
     parser.add_argument("--embed-only", action="store_true",
                         help="only fill the embedding cache (no fitting, no results files)")
+    parser.add_argument("--update", action="store_true",
+                        help="re-run only --tasks and replace their rows in an existing "
+                             "<out>.json, keeping the other tasks' results")
     parser.add_argument("--render-only", action="store_true",
                         help="only rewrite <out>.md from an existing <out>.json")
     args = parser.parse_args(argv)
@@ -456,6 +472,22 @@ def main(argv: list[str] | None = None) -> dict:
             run_task(task, variant, args, embedder_for, args.methods, results, embed_info,
                      failures)
     wall = time.perf_counter() - t0
+    previous_commands = []
+    if args.update and os.path.exists(args.out + ".json"):
+        with open(args.out + ".json", encoding="utf-8") as f:
+            old = json.load(f)
+        redone = {r["task"] for r in results}
+        kept = [r for r in old["results"] if r["task"] not in redone]
+        results[:0] = kept
+        for key in ("per_task",):
+            embed_info = {**old["embedding"].get(key, {}), **embed_info}
+        failures.update({(f["row"], f["method"]): f["error"] for f in old.get("failures", [])
+                         if f["row"].split("[")[0] not in redone})
+        SKIPPED[:0] = [x for x in old.get("skipped", []) if x.split(" ")[0].split("[")[0]
+                       not in redone]
+        previous_commands = [*old.get("previous_commands", []), old["command"]]
+        tasks = sorted({r["task"] for r in results})
+        wall += old.get("wall_seconds", 0.0)
     if args.embed_only:
         return {"embedding": embed_info}
 
@@ -487,6 +519,7 @@ def main(argv: list[str] | None = None) -> dict:
         "command": command, "started": started, "wall_seconds": wall, "versions": vers,
         "data": os.path.abspath(args.data), "shots": args.shots, "episodes": args.episodes,
         "tasks": tasks, "methods": args.methods, "conll_input": args.conll_input,
+        "skipped": SKIPPED, "previous_commands": previous_commands,
         # reprs as built for a 3-class task (factories may depend on the number of classes)
         "method_reprs": {m: repr(METHODS[m](demo_ctx)) for m in args.methods},
         "embedding": {"model": embedder_for("concat").model_name_or_path_, "normalize": True,
