@@ -293,7 +293,8 @@ class ByteLevelLM:
     batch_size : int
         Most tokens per forward call.
     lookahead : int
-        Tokens of canonical continuation evaluated speculatively with every off-path state.
+        Tokens of canonical continuation evaluated speculatively with every new off-path state
+        (``window // 4`` for a branch that already survived a token).
     window : int
         Tokens of the canonical tokenization evaluated per call along the canonical path.
     device : str
@@ -536,7 +537,13 @@ class ByteLevelLM:
                 continue
             if node.slot is not None and node is not self._root:
                 continue
-            length = self.window if (node.canon >= 0 or node.parent is None) else self.lookahead
+            if node.canon >= 0 or node.parent is None:
+                length = self.window
+            elif node.parent.canon < 0 and node.parent.parent is not None:
+                # a branch that survived a token already tends to live on: look further ahead
+                length = max(self.lookahead, self.window // 4)
+            else:
+                length = self.lookahead
             if spine is not None and node.canon < 0:
                 length = spine
             for n in self._spine(node, idx, item, length):
