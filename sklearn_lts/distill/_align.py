@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
+
+from sklearn_lts.distill._token_bytes import _BYTE_DECODER
 
 __all__ = [
     "N_BYTE_SYMBOLS",
@@ -34,19 +35,9 @@ EOT = 256
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
-@lru_cache(maxsize=1)
 def _gpt2_byte_decoder() -> dict[str, int]:
-    # GPT-2's reversible byte <-> printable-unicode map (bytes_to_unicode), inverted
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
+    """GPT-2's printable-character -> byte table (shared with the teacher-side mapping)."""
+    return _BYTE_DECODER
 
 
 def _own_token_bytes_table(tokenizer) -> list[bytes]:
