@@ -62,6 +62,31 @@ def line_scores(a: np.ndarray, b: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return (1.0 - lam) * a[None, :] + lam * b[None, :]
 
 
+def _score_row(nv: int, n: int, j: int, lam: float) -> np.ndarray:
+    """Coefficients of s_j(lambda) = (1 - lambda) a_j + lambda b_j over the LP variables."""
+    r = np.zeros(nv)
+    r[j] = 1.0 - lam
+    r[n + j] = lam
+    return r
+
+
+def _equalities(positions: np.ndarray, nv: int, with_midpoints: bool):
+    """Midpoint ties between neighbouring classes (optional) and sum(a) = sum(b) = 1."""
+    n = len(positions)
+    A_eq, b_eq = [], []
+    if with_midpoints:
+        for i in range(n - 1):
+            m = 0.5 * (positions[i] + positions[i + 1])
+            A_eq.append(_score_row(nv, n, i, m) - _score_row(nv, n, i + 1, m))
+            b_eq.append(0.0)
+    for block in (slice(0, n), slice(n, 2 * n)):
+        r = np.zeros(nv)
+        r[block] = 1.0
+        A_eq.append(r)
+        b_eq.append(1.0)
+    return A_eq, b_eq
+
+
 def _solve(positions: np.ndarray, with_midpoints: bool, margin: float):
     n = len(positions)
     # Variables: a (n), b (n), t (1), u (n). Score row at lambda: [(1-l) e_j, l e_j, 0, 0].
@@ -73,7 +98,7 @@ def _solve(positions: np.ndarray, with_midpoints: bool, margin: float):
         r[n + j] = lam
         return r
 
-    A_ub, b_ub, A_eq, b_eq = [], [], [], []
+    A_ub, b_ub = [], []
     for i, lam in enumerate(positions):
         for j in range(n):
             if j != i:  # s_j - s_i <= -margin
@@ -87,16 +112,7 @@ def _solve(positions: np.ndarray, with_midpoints: bool, margin: float):
         r[2 * n + 1 + i] = -1.0
         A_ub.append(r)
         b_ub.append(-1.0)
-    if with_midpoints:
-        for i in range(n - 1):
-            m = 0.5 * (positions[i] + positions[i + 1])
-            A_eq.append(score_row(i, m) - score_row(i + 1, m))
-            b_eq.append(0.0)
-    for block in (slice(0, n), slice(n, 2 * n)):
-        r = np.zeros(nv)
-        r[block] = 1.0
-        A_eq.append(r)
-        b_eq.append(1.0)
+    A_eq, b_eq = _equalities(positions, nv, with_midpoints)
     c = np.zeros(nv)
     for i, lam in enumerate(positions):
         c -= 2.0 * score_row(i, lam)  # maximise sum of margins (constant -n dropped)
@@ -114,7 +130,7 @@ def _max_margin(positions: np.ndarray, with_midpoints: bool) -> float:
     """Largest win margin any soft labels can reach (0 or less: not every class can win)."""
     n = len(positions)
     nv = 2 * n + 1  # a, b, gamma
-    A_ub, b_ub, A_eq, b_eq = [], [], [], []
+    A_ub, b_ub = [], []
     for i, lam in enumerate(positions):
         for j in range(n):
             if j != i:  # s_j - s_i + gamma <= 0
@@ -124,18 +140,7 @@ def _max_margin(positions: np.ndarray, with_midpoints: bool) -> float:
                 r[-1] = 1.0
                 A_ub.append(r)
                 b_ub.append(0.0)
-    if with_midpoints:
-        for i in range(n - 1):
-            m = 0.5 * (positions[i] + positions[i + 1])
-            r = np.zeros(nv)
-            r[i], r[n + i], r[i + 1], r[n + i + 1] = 1.0 - m, m, -(1.0 - m), -m
-            A_eq.append(r)
-            b_eq.append(0.0)
-    for block in (slice(0, n), slice(n, 2 * n)):
-        r = np.zeros(nv)
-        r[block] = 1.0
-        A_eq.append(r)
-        b_eq.append(1.0)
+    A_eq, b_eq = _equalities(positions, nv, with_midpoints)
     c = np.zeros(nv)
     c[-1] = -1.0
     bounds = [(0.0, 1.0)] * (2 * n) + [(None, 1.0)]
