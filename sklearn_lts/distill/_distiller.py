@@ -42,6 +42,15 @@ def _describe(obj) -> str:
     return f"{_PLACEHOLDER}{names}>"
 
 
+
+def _from_pretrained(name: str, role: str):
+    """(model, tokenizer) from a local path or hub name; refuses a save/pickle placeholder."""
+    if name.startswith(_PLACEHOLDER):
+        raise ValueError(f"{role}={name!r} was dropped on save/pickle; set_params it again")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+
 class ByteDistiller(TransformerMixin, BaseEstimator):
     """Cross-tokenizer distillation of a causal LM through a byte-level interface (BLD).
 
@@ -225,12 +234,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
                 default_dir = os.path.join(self._cache_root(), "smollm2-135m")
             model, tok = load_smollm2(default_dir)
         elif isinstance(t, str):
-            if t.startswith(_PLACEHOLDER):
-                raise ValueError(f"teacher={t!r} was dropped on save/pickle; set_params it again")
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(t)
-            model = AutoModelForCausalLM.from_pretrained(t)
+            model, tok = _from_pretrained(t, "teacher")
         elif isinstance(t, tuple) and len(t) == 2:
             model, tok = t
         else:
@@ -243,7 +247,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
 
     def _load_student(self):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+        from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
         from transformers.configuration_utils import PretrainedConfig
 
         s = self.student
@@ -264,10 +268,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             )
             model = GPT2LMHeadModel(config)
         elif isinstance(s, str):
-            if s.startswith(_PLACEHOLDER):
-                raise ValueError(f"student={s!r} was dropped on save/pickle; set_params it again")
-            tok = AutoTokenizer.from_pretrained(s)
-            model = AutoModelForCausalLM.from_pretrained(s)
+            model, tok = _from_pretrained(s, "student")
         elif isinstance(s, tuple) and len(s) == 2:
             obj, tok = s
             if isinstance(obj, PretrainedConfig):

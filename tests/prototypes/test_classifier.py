@@ -15,6 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_lts import SoftLabelPrototypeClassifier
 from sklearn_lts.prototypes import LineFallbackWarning
 from sklearn_lts.prototypes._soft_labels import line_scores
+from tests.prototypes.conftest import digit_episodes
 
 ESTIMATORS = [
     SoftLabelPrototypeClassifier(),
@@ -102,15 +103,10 @@ def test_centroids_are_classified_as_their_class(M, routing):
 
 
 def test_support_positions_beat_centroid_positions_less_than_one_shot():
-    X, y = load_digits(return_X_y=True)
+    X, y, mask, episodes = digit_episodes(4, 8, range(5))
     X = StandardScaler().fit_transform(X)
-    mask = np.isin(y, range(4))
     scores = {"support": [], "centroid": []}
-    for seed in range(5):
-        rng = np.random.RandomState(seed)
-        idx = np.concatenate(
-            [rng.choice(np.flatnonzero(y == c), 8, replace=False) for c in range(4)]
-        )
+    for idx in episodes:
         for pos in scores:
             clf = SoftLabelPrototypeClassifier(n_prototypes=2, class_positions=pos)
             scores[pos].append(clf.fit(X[idx], y[idx]).score(X[mask], y[mask]))

@@ -3,10 +3,11 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits, load_iris
+from sklearn.datasets import load_iris
 
 from sklearn_lts import SoftLabelPrototypeClassifier
 from sklearn_lts.prototypes._deep import heads_forward, line_mix_weights, train_line_heads
+from tests.prototypes.conftest import digit_episodes
 
 
 def test_training_decreases_loss_and_is_deterministic():
@@ -70,15 +71,10 @@ def test_lp_init_starts_from_the_lp_rule():
 def test_neural_beats_lp_when_less_than_one_shot():
     # Two prototypes for four digit classes: fixed soft labels can only split one line
     # coordinate into intervals; input-dependent heads use every feature.
-    X, y = load_digits(return_X_y=True)
+    X, y, mask, episodes = digit_episodes(4, 8, range(3))
     X = X / 16.0
-    mask = np.isin(y, range(4))
     acc = {"lp": [], "neural": []}
-    for seed in range(3):
-        rng = np.random.RandomState(seed)
-        idx = np.concatenate(
-            [rng.choice(np.flatnonzero(y == c), 8, replace=False) for c in range(4)]
-        )
+    for idx in episodes:
         for sl in acc:
             clf = SoftLabelPrototypeClassifier(n_prototypes=2, soft_labels=sl, random_state=0)
             acc[sl].append(clf.fit(X[idx], y[idx]).score(X[mask], y[mask]))
