@@ -114,6 +114,11 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--extra", nargs="*", default=[],
                     help="extra variants, e.g. bld-kl1=bld-transformer:kl_weight=1.0")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    help="run only these methods (names from METHODS or --extra)")
+    ap.add_argument("--heldout-start", type=float, default=0.5,
+                    help="held-out documents start at this fraction of the play; use e.g. 0.75 "
+                         "for a validation split when choosing settings")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "distill"))
     args = ap.parse_args(argv)
 
@@ -121,8 +126,16 @@ def main(argv=None) -> None:
 
     docs = hamlet_documents()
     train = docs[: args.train_docs]
-    heldout = docs[len(docs) // 2 : len(docs) // 2 + args.heldout_docs]
+    start = int(len(docs) * args.heldout_start)
+    if start < args.train_docs:
+        ap.error("--heldout-start overlaps the training documents")
+    heldout = docs[start : start + args.heldout_docs]
     methods = {**METHODS, **_parse_extra(args.extra)}
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(methods))
+        if unknown:
+            ap.error(f"unknown methods {unknown}; known: {sorted(methods)}")
+        methods = {m: methods[m] for m in args.methods}
     common = dict(
         student_config={"n_layer": args.layers, "n_embd": args.width, "n_head": 4},
         byte_method=args.byte_method, beam_width=args.beam_width, max_steps=args.steps,
