@@ -42,12 +42,17 @@ from importlib import metadata
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
+from sklearn.pipeline import make_pipeline
 
 from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _ablations import CenterL2, CEPrototypes, WithinClassWhitening  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHOTS = (4, 8, 16)
@@ -102,6 +107,28 @@ METHODS: dict[str, Factory] = {
     "slp_cv": lambda ctx: _support_cv(ctx),
 }
 DEFAULT_METHODS = list(METHODS)
+
+# Opt-in ideas that did not beat the LogisticRegression anchor (benchmarks/_ablations.py):
+# results/fewshot_ablations.md. Not in the default run.
+ABLATIONS: dict[str, Factory] = {
+    "cl2n_nearest_centroid": lambda ctx: make_pipeline(CenterL2(), NearestCentroid()),
+    "cl2n_slp": lambda ctx: make_pipeline(CenterL2(), SoftLabelPrototypeClassifier(
+        random_state=0)),
+    "cl2n_slp_global": lambda ctx: make_pipeline(CenterL2(), SoftLabelPrototypeClassifier(
+        routing="global", random_state=0)),
+    "whiten_lw_slp_global": lambda ctx: make_pipeline(WithinClassWhitening(),
+                                                      SoftLabelPrototypeClassifier(
+                                                          routing="global", random_state=0)),
+    "whiten_0.9_slp_global": lambda ctx: make_pipeline(WithinClassWhitening(0.9),
+                                                       SoftLabelPrototypeClassifier(
+                                                           routing="global", random_state=0)),
+    "lda_auto": lambda ctx: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+    "ce_protos_centroid_tau0.1": lambda ctx: CEPrototypes(tau=0.1, lam=1.0),
+    "ce_protos_centroid_tau0.05_lam4": lambda ctx: CEPrototypes(tau=0.05, lam=4.0),
+    "ce_protos_mean_tau0.1": lambda ctx: CEPrototypes(tau=0.1, lam=1.0, target="mean"),
+    "ce_protos_mean_tau1": lambda ctx: CEPrototypes(tau=1.0, lam=1.0, target="mean"),
+}
+METHODS.update(ABLATIONS)
 ANCHORS = ("logreg", "nearest_centroid", "knn1", "knn5_distance")
 
 def _support_cv(ctx: EpisodeContext) -> BaseEstimator:
