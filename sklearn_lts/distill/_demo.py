@@ -68,8 +68,9 @@ def run_distill_demo(
     Returns
     -------
     dict
-        Bits per byte on the held-out documents: ``before``, ``sft``, ``bld``, ``bld_kl1``
-        (``kl_weight=1.0``), ``teacher``, and ``seconds``.
+        Bits per byte on the held-out documents: ``before``, ``sft``, ``bld`` (the paper's
+        objective), ``bld_tkl`` (``kl_weight=1.0, token_kl_weight=3.0``), ``teacher``, and
+        ``seconds``.
     """
     from sklearn.base import clone
 
@@ -97,11 +98,12 @@ def run_distill_demo(
     bld = clone(base).set_params(loss="bld").fit(train)
     res["bld"] = bld.bits_per_byte(heldout)
     res["teacher"] = bld.bits_per_byte(heldout, model="teacher")
-    # The paper's KL weight (0.1) barely moves a tiny student trained for a few steps; a
-    # weight of 1.0 was better in benchmarks/distill.py, so show both.
-    res["bld_kl1"] = clone(base).set_params(loss="bld", kl_weight=1.0).fit(train).bits_per_byte(
-        heldout
-    )
+    # Beyond the paper: a larger byte-KL weight plus the token-head byte KL (the student's own
+    # next-token distribution, marginalised to its first byte, matched to the teacher's next
+    # byte). Chosen on a validation split in benchmarks/distill.py.
+    res["bld_tkl"] = clone(base).set_params(
+        loss="bld", kl_weight=1.0, token_kl_weight=3.0
+    ).fit(train).bits_per_byte(heldout)
     res["seconds"] = time.perf_counter() - t0
     n_train = sum(len(d.encode("utf-8")) for d in train)
     n_held = sum(len(d.encode("utf-8")) for d in heldout)
@@ -113,7 +115,8 @@ def run_distill_demo(
     print(f"    student before training : {res['before']:.3f}")
     print(f"    student after SFT       : {res['sft']:.3f}")
     print(f"    student after BLD       : {res['bld']:.3f}   (kl_weight=0.1, the paper's)")
-    print(f"    student after BLD       : {res['bld_kl1']:.3f}   (kl_weight=1.0)")
+    print(f"    student after BLD       : {res['bld_tkl']:.3f}   (kl_weight=1.0, "
+          "token_kl_weight=3.0: also distils into the token head)")
     print(f"    teacher (SmolLM2-135M)  : {res['teacher']:.3f}")
     print(f"  ({res['seconds']:.0f} s)")
     return res

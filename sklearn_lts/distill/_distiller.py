@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from sklearn_lts.distill._align import EOT, align_text, token_bytes_table
 from sklearn_lts.distill._byte_lm import ByteLevelLM
 from sklearn_lts.distill._heads import make_byte_head
+from sklearn_lts.distill._losses import first_byte_index
 from sklearn_lts.distill._targets import ByteTargetCache
 from sklearn_lts.distill._trainer import Document, last_hidden, make_windows, train_student
 
@@ -88,6 +89,12 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         ULD distance for ``loss="uld"``.
     temperature : float, default=1.0
         Distillation temperature (see :mod:`sklearn_lts.distill._losses`).
+    token_kl_weight : float, default=0.0
+        Beyond the paper: weight of ``KL(teacher next byte || student token head's next-byte
+        marginal)`` at every student token start (:func:`~sklearn_lts.distill._losses.
+        token_byte_kl`). The student's next-token distribution implies an exact next-byte
+        distribution (the mass of the tokens starting with each byte), so this distils into
+        the token head that is scored, not only into the byte head. 0 = the paper's objective.
     loss : {"bld", "sft", "uld"}, default="bld"
         ``"sft"``: token CE only (no teacher); ``"uld"``: token CE + Universal Logit
         Distillation (sorted-probability L1 between teacher and student next-token
@@ -170,6 +177,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         byte_ce_weight: float = 1.0,
         kl_weight: float = 0.1,
         temperature: float = 1.0,
+        token_kl_weight: float = 0.0,
         loss: str = "bld",
         byte_method: str = "beam",
         beam_width: int = 10,
@@ -191,6 +199,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         self.byte_ce_weight = byte_ce_weight
         self.kl_weight = kl_weight
         self.temperature = temperature
+        self.token_kl_weight = token_kl_weight
         self.loss = loss
         self.byte_method = byte_method
         self.beam_width = beam_width
@@ -385,7 +394,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             docs = [
                 Document(t.encode("utf-8"), align_text(t, tok, table)) for t in texts
             ]
-            if self.loss == "bld" and self.kl_weight:
+            if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
                 for d, rows in zip(docs, self._teacher_byte_rows(texts), strict=True):
                     d.teacher_rows = rows
             if self.loss == "uld":
@@ -434,6 +443,8 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
                 byte_ce_weight=self.byte_ce_weight,
                 kl_weight=self.kl_weight,
                 temperature=self.temperature,
+                token_kl_weight=self.token_kl_weight,
+                first_byte=first_byte_index(table, model.get_output_embeddings().weight.shape[0]),
                 rng=rng,
                 verbose=self.verbose,
                 callback=callback,

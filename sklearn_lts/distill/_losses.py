@@ -25,6 +25,8 @@ __all__ = [
     "byte_kl",
     "temper",
     "bld_loss",
+    "token_byte_kl",
+    "first_byte_index",
     "uld_distance",
     "sorted_topk",
 ]
@@ -125,6 +127,66 @@ def byte_kl(
     return _token_mean(kl, mask.to(kl.dtype)) * temperature**2
 
 
+def first_byte_index(table: list, n_logits: int) -> torch.Tensor:
+    """Column of each token id in a 257-way byte row: its first byte, or 256 (end of text /
+    special) for tokens without bytes and for logit slots past the tokenizer's vocabulary.
+
+    Examples
+    --------
+    >>> first_byte_index([b"a", None, b"bc"], 4).tolist()
+    [97, 256, 98, 256]
+    """
+    idx = torch.full((n_logits,), 256, dtype=torch.long)
+    for i, b in enumerate(table[:n_logits]):
+        if b:
+            idx[i] = b[0]
+    return idx
+
+
+def token_byte_kl(
+    logits: torch.Tensor,
+    first_byte: torch.Tensor,
+    teacher_row: torch.Tensor,
+    mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """``KL(teacher next byte || student token head's next-byte marginal)``, mean over rows.
+
+    The student's next-token distribution implies an exact distribution of the next byte: the
+    total probability of the tokens that start with each byte. Matching it to the teacher's
+    next-byte distribution distils into the token head itself (the one that is scored), not
+    only into the byte head through the shared trunk.
+
+    Parameters
+    ----------
+    logits : Tensor, shape (P, V)
+        Student next-token logits at the positions that start a token.
+    first_byte : LongTensor, shape (V,)
+        See :func:`first_byte_index`.
+    teacher_row : Tensor, shape (P, 257)
+        Teacher next-byte distributions at those byte offsets.
+    mask : BoolTensor, shape (P,)
+        Rows to use.
+    temperature : float, default=1.0
+
+    Examples
+    --------
+    >>> import torch
+    >>> fb = torch.tensor([0, 0, 1])  # tokens 0 and 1 start with byte 0, token 2 with byte 1
+    >>> t = torch.zeros(1, 257); t[0, 0] = 1.0
+    >>> z = torch.log(torch.tensor([[0.25, 0.25, 0.5]]))
+    >>> round(token_byte_kl(z, fb, t, torch.tensor([True])).item(), 4)  # log 2
+    0.6931
+    """
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    q = torch.softmax(logits[mask].float() / temperature, dim=-1)
+    marg = q.new_zeros(q.shape[0], 257).index_add_(1, first_byte.to(q.device), q)
+    p = temper(teacher_row[mask].float(), temperature)
+    kl = (torch.xlogy(p, p) - torch.xlogy(p, marg.clamp_min(1e-30))).sum(-1)
+    return kl.mean() * temperature**2
+
+
 def bld_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
@@ -134,10 +196,14 @@ def bld_loss(
     byte_ce_weight: float = 1.0,
     kl_weight: float = 0.1,
     temperature: float = 1.0,
+    token_kl: torch.Tensor | None = None,
+    token_kl_weight: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """BLD objective (Eq. 5): ``CE_token + byte_ce_weight * CE_byte + kl_weight * KL_byte``.
+    """BLD objective (Eq. 5): ``CE_token + byte_ce_weight * CE_byte + kl_weight * KL_byte``,
+    plus ``token_kl_weight * token_kl`` when ``token_kl`` (:func:`token_byte_kl`) is given.
 
-    Returns a dict with ``"loss"`` and its parts ``"token_ce"``, ``"byte_ce"``, ``"kl"``.
+    Returns a dict with ``"loss"`` and its parts ``"token_ce"``, ``"byte_ce"``, ``"kl"`` (and
+    ``"token_kl"``).
 
     Examples
     --------
@@ -153,6 +219,9 @@ def bld_loss(
     else:
         parts["kl"] = parts["token_ce"].new_zeros(())
     parts["loss"] = parts["token_ce"] + byte_ce_weight * parts["byte_ce"] + kl_weight * parts["kl"]
+    if token_kl is not None and token_kl_weight:
+        parts["token_kl"] = token_kl
+        parts["loss"] = parts["loss"] + token_kl_weight * token_kl
     return parts
 
 

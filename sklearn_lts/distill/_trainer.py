@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from sklearn_lts.distill._align import TokenAlignment, gather_byte_targets
-from sklearn_lts.distill._losses import bld_loss, token_ce, uld_distance
+from sklearn_lts.distill._losses import bld_loss, token_byte_kl, token_ce, uld_distance
 
 __all__ = ["Document", "make_windows", "collate", "train_student", "last_hidden"]
 
@@ -136,6 +136,8 @@ def compute_loss(
     byte_ce_weight: float,
     kl_weight: float,
     temperature: float,
+    token_kl_weight: float = 0.0,
+    first_byte: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Loss of one collated batch for ``loss`` in ``{"bld", "sft", "uld"}``."""
     logits, hidden = last_hidden(model, batch["input_ids"], batch["attention_mask"])
@@ -152,10 +154,17 @@ def compute_loss(
     byte_logits = head(hidden[b, t], gold)
     gold = gold[:, : byte_logits.shape[1]]
     rows = batch.get("teacher_rows")
+    tkl = None
+    if rows is not None and token_kl_weight and first_byte is not None:
+        # rows whose gold token really starts with the text byte there (not, e.g., a
+        # SentencePiece dummy-prefix space)
+        fb = first_byte.to(gold.device)[batch["labels"][b, t]]
+        tkl = token_byte_kl(logits[b, t], first_byte, rows[:, 0], fb == gold[:, 0], temperature)
     if rows is not None:
         rows = rows[:, : byte_logits.shape[1]]
     return bld_loss(
-        logits, batch["labels"], byte_logits, gold, rows, byte_ce_weight, kl_weight, temperature
+        logits, batch["labels"], byte_logits, gold, rows, byte_ce_weight, kl_weight, temperature,
+        tkl, token_kl_weight,
     )
 
 
@@ -178,6 +187,8 @@ def train_student(
     rng: np.random.Generator,
     verbose: bool = False,
     callback=None,
+    token_kl_weight: float = 0.0,
+    first_byte: torch.Tensor | None = None,
 ) -> list[dict]:
     """Train ``model`` (and ``head``) in place for ``max_steps`` AdamW steps; return the history.
 
@@ -223,7 +234,8 @@ def train_student(
         batch = collate(
             docs, [windows[i] for i in pick], bos_id, pad_id, max_bytes, need_bytes, need_uld
         )
-        parts = compute_loss(model, head, batch, loss, byte_ce_weight, kl_weight, temperature)
+        parts = compute_loss(model, head, batch, loss, byte_ce_weight, kl_weight, temperature,
+                             token_kl_weight, first_byte)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
         # clip student and byte head apart: one global norm would let a large byte-head

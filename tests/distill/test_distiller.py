@@ -217,3 +217,37 @@ def test_eval_curve(teacher, student_spec, tmp_path):
     assert bd.eval_curve_[:, 0].tolist() == [0, 2, 4]
     assert bd.eval_curve_[-1, 1] == pytest.approx(bd.bits_per_byte(TEXTS[:2]))
     assert "eval_bits_per_byte" in bd.history_[1] and "eval_bits_per_byte" not in bd.history_[0]
+
+
+def test_token_kl_term_moves_token_head_towards_teacher_bytes(teacher, student_spec, tmp_path):
+    """With ``token_kl_weight`` the history records the term and it decreases in training; with
+    the default 0 it is absent and the paper's objective is unchanged."""
+    bd = _bd(teacher, student_spec, tmp_path, token_kl_weight=1.0, kl_weight=0.0,
+             byte_ce_weight=0.0, max_steps=20, learning_rate=1e-2).fit(TEXTS)
+    tkl = [h["token_kl"] for h in bd.history_]
+    assert all(np.isfinite(tkl)) and np.mean(tkl[-5:]) < np.mean(tkl[:5])
+    plain = _bd(teacher, student_spec, tmp_path).fit(TEXTS)
+    assert "token_kl" not in plain.history_[0]
+
+
+def test_defaults_fit_offline(smollm2, tmp_path, monkeypatch):
+    """``ByteDistiller()`` with every default (SmolLM2-135M teacher, fresh GPT-2-BPE student,
+    covering-beam targets) fits offline; only the step count is cut for speed."""
+    from sklearn_lts._models import cache_root
+
+    model, tok = smollm2
+    converted = os.path.join(cache_root(), "smollm2-135m")
+    if not os.path.isdir(converted):  # the fixture used $SKLEARN_LTS_SMOLLM2_DIR
+        converted = os.environ["SKLEARN_LTS_SMOLLM2_DIR"]
+    # targets go to a fresh cache; the converted teacher is reused, not converted again
+    monkeypatch.setenv("SKLEARN_LTS_CACHE", str(tmp_path))
+    os.symlink(converted, tmp_path / "smollm2-135m")
+    text = ["To be, or not to be: that is the question."]
+    bd = ByteDistiller(max_steps=2, batch_size=2)
+    assert bd.teacher is None and bd.student is None and bd.byte_method == "beam"
+    bd.fit(text)
+    assert len(bd.history_) == 2 and np.isfinite(bd.history_[-1]["kl"])
+    assert bd.history_[0]["kl"] > 0  # real teacher targets, not a zero term
+    assert len(bd.student_tokenizer_) == 50257  # GPT-2 BPE, not the teacher's 49152
+    assert np.isfinite(bd.score(text))
+    assert os.listdir(tmp_path / "bld_targets")  # targets were written to the new cache

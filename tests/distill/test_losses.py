@@ -9,7 +9,9 @@ from sklearn_lts.distill._losses import (
     bld_loss,
     byte_ce,
     byte_kl,
+    first_byte_index,
     temper,
+    token_byte_kl,
     token_ce,
     uld_distance,
 )
@@ -101,3 +103,42 @@ def test_byte_ce_gradients_only_through_valid_slots():
     byte_ce(z, gold).backward()
     assert z.grad[:, 2].abs().sum() == 0 and z.grad[0, 1].abs().sum() == 0
     assert z.grad[1, 1].abs().sum() > 0
+
+
+def test_token_byte_kl_equals_hand_computation():
+    rng = np.random.default_rng(1)
+    table = [b"ab", b"a", b"b", None, b"\xc3\xa9"]  # token 3 has no bytes (special)
+    fb = first_byte_index(table, 6)  # one logit slot past the vocabulary
+    assert fb.tolist() == [97, 97, 98, 256, 0xC3, 256]
+    logits = rng.normal(size=(3, 6))
+    teacher = rng.dirichlet(np.ones(257), size=3)
+    mask = np.array([True, False, True])
+    q = np.exp(_np_log_softmax(logits))
+    kls = []
+    for r in np.flatnonzero(mask):
+        marg = np.zeros(257)
+        marg[97] = q[r, 0] + q[r, 1]
+        marg[98] = q[r, 2]
+        marg[0xC3] = q[r, 4]
+        marg[256] = q[r, 3] + q[r, 5]
+        p = teacher[r]
+        kls.append(np.sum(p * (np.log(p) - np.log(np.maximum(marg, 1e-30)))))
+    got = token_byte_kl(torch.tensor(logits), fb, torch.tensor(teacher), torch.tensor(mask))
+    assert abs(got.item() - np.mean(kls)) < 1e-6
+
+
+def test_token_byte_kl_zero_iff_marginal_matches():
+    fb = torch.tensor([0, 0, 1])
+    teacher = torch.zeros(1, 257)
+    teacher[0, 0], teacher[0, 1] = 0.75, 0.25
+    # any split of 0.75 between tokens 0 and 1 gives the same byte marginal: KL 0
+    for a in (0.1, 0.5):
+        z = torch.log(torch.tensor([[a, 0.75 - a, 0.25]]))
+        assert abs(token_byte_kl(z, fb, teacher, torch.tensor([True])).item()) < 1e-6
+    z = torch.log(torch.tensor([[0.5, 0.0 + 1e-9, 0.5]]))
+    assert token_byte_kl(z, fb, teacher, torch.tensor([True])).item() > 0.05
+    # no usable row: zero, and still differentiable
+    z = torch.zeros(1, 3, requires_grad=True)
+    out = token_byte_kl(z, fb, teacher, torch.tensor([False]))
+    out.backward()
+    assert out.item() == 0.0 and z.grad is not None
