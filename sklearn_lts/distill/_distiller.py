@@ -388,17 +388,25 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         rng = np.random.default_rng(seed)
         device = self._device()
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG alone
+            # Teacher work first: loading (or converting) the teacher may draw from the global
+            # RNG, and must not change the student's initialisation between a first run (targets
+            # computed) and a later one (targets read from the cache).
+            teacher_rows = uld = None
+            if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
+                teacher_rows = self._teacher_byte_rows(texts)
+            if self.loss == "uld":
+                uld = self._teacher_uld(texts)
             torch.manual_seed(seed)
             model, tok = self._load_student()
             table = token_bytes_table(tok)
             docs = [
                 Document(t.encode("utf-8"), align_text(t, tok, table)) for t in texts
             ]
-            if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
-                for d, rows in zip(docs, self._teacher_byte_rows(texts), strict=True):
+            if teacher_rows is not None:
+                for d, rows in zip(docs, teacher_rows, strict=True):
                     d.teacher_rows = rows
-            if self.loss == "uld":
-                for d, (offsets, srt) in zip(docs, self._teacher_uld(texts), strict=True):
+            if uld is not None:
+                for d, (offsets, srt) in zip(docs, uld, strict=True):
                     d.uld_offsets, d.uld_sorted = offsets, srt
             d_model = model.get_output_embeddings().weight.shape[1]
             mb = self._resolved_max_bytes()

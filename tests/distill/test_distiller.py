@@ -110,6 +110,31 @@ def test_determinism_with_random_state(teacher, student_spec, tmp_path):
     assert [h["loss"] for h in a.history_] != [h["loss"] for h in c.history_]
 
 
+@pytest.mark.parametrize("loss", ["bld", "uld"])
+def test_first_run_equals_cached_run(teacher, student_spec, tmp_path, monkeypatch, loss):
+    """Computing the teacher targets (or converting the teacher) may draw from torch's global
+    RNG; the student trained on the first run (targets computed) must equal the one trained
+    on a later run (targets read from the cache)."""
+    real = ByteLevelLM.next_byte_proba_batch
+
+    def drawing(self, texts):
+        torch.rand(1000)  # like a teacher conversion that initialises weights
+        return real(self, texts)
+
+    monkeypatch.setattr(ByteLevelLM, "next_byte_proba_batch", drawing)
+    real_uld = ByteDistiller._teacher_uld
+
+    def drawing_uld(self, texts):
+        torch.rand(1000)
+        return real_uld(self, texts)
+
+    monkeypatch.setattr(ByteDistiller, "_teacher_uld", drawing_uld)
+    first = _bd(teacher, student_spec, tmp_path, loss=loss, kl_weight=1.0).fit(TEXTS)
+    monkeypatch.setattr(ByteDistiller, "_teacher_uld", real_uld)
+    again = _bd(teacher, student_spec, tmp_path, loss=loss, kl_weight=1.0).fit(TEXTS)
+    assert [h["loss"] for h in first.history_] == [h["loss"] for h in again.history_]
+
+
 def test_teacher_targets_are_cached(teacher, student_spec, tmp_path, monkeypatch):
     _bd(teacher, student_spec, tmp_path, max_steps=1).fit(TEXTS)
     (key,) = os.listdir(os.path.join(tmp_path, "bld_targets"))
