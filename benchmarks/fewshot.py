@@ -380,7 +380,8 @@ def write_markdown(path: str, payload: dict) -> None:
           "`pair` = `sentence1 [SEP] sentence2` (entity span), `entity` = the entity span alone. "
           "Other tasks use `sentence1`.", ""]
     L += ["Methods (repr shown for a 3-class task; `C` = number of classes): "
-          + "; ".join(f"`{m}` = `{payload['method_reprs'].get(m, '?')}`" for m in methods), ""]
+          + "; ".join(f"`{m}` = `{' '.join(payload['method_reprs'].get(m, '?').split())}`"
+                     for m in methods), ""]
     if payload["failures"]:
         L += ["Unavailable: " + "; ".join(sorted({f"`{f['method']}` ({f['error']})"
                                                   for f in payload["failures"]})), ""]
