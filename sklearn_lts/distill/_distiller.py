@@ -112,7 +112,9 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         Student tokens per window (longer texts are cut into windows).
     lora : dict or None, default=None
         ``peft.LoraConfig`` keyword arguments; train LoRA adapters instead of all weights
-        (merged into ``student_`` after fit). Needs ``peft``.
+        (merged into ``student_`` after fit), e.g. ``{"r": 8, "target_modules": ["c_attn"],
+        "fan_in_fan_out": True}`` for GPT-2. Only the adapters and the byte head train. Needs
+        ``peft`` (``pip install "sklearn-lts[lora]"``).
     student_config : dict or None, default=None
         Overrides of the fresh student's ``GPT2Config`` (default 4 layers, width 256, 4 heads).
     device : str or None, default=None
@@ -415,7 +417,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
                 try:
                     from peft import LoraConfig, get_peft_model
                 except ImportError as e:  # pragma: no cover - optional dependency
-                    raise ImportError("lora= needs peft: pip install peft") from e
+                    raise ImportError('lora= needs peft: pip install "sklearn-lts[lora]"') from e
                 model = get_peft_model(model, LoraConfig(**self.lora))
             model.to(device)
             if head is not None:

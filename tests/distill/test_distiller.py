@@ -276,3 +276,21 @@ def test_defaults_fit_offline(smollm2, tmp_path, monkeypatch):
     assert len(bd.student_tokenizer_) == 50257  # GPT-2 BPE, not the teacher's 49152
     assert np.isfinite(bd.score(text))
     assert os.listdir(tmp_path / "bld_targets")  # targets were written to the new cache
+
+
+def test_lora_trains_only_the_adapters_and_merges(teacher, student_spec, tmp_path):
+    pytest.importorskip("peft")
+    cfg, tok = student_spec
+    torch.manual_seed(0)
+    init = GPT2LMHeadModel(cfg)
+    before = {k: v.clone() for k, v in init.state_dict().items()}
+    bd = _bd(teacher, (init, tok), tmp_path, learning_rate=1e-2,
+             lora={"r": 4, "lora_alpha": 8, "target_modules": ["c_attn"],
+                   "fan_in_fan_out": True}).fit(TEXTS)  # GPT-2 uses Conv1D
+    assert isinstance(bd.student_, GPT2LMHeadModel)  # adapters merged into a plain model
+    after = bd.student_.state_dict()
+    assert set(after) == set(before)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    # only the adapted projections moved; embeddings, MLPs and norms stayed frozen
+    assert changed and all(".attn.c_attn.weight" in k for k in changed)
+    assert np.isfinite(bd.score(TEXTS[:2]))
