@@ -423,6 +423,9 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             if head is not None:
                 head.to(device)
             bos, pad = self._bos_pad(tok)
+            first_byte = None  # token id -> first byte, only for the token-head byte KL
+            if teacher_rows is not None and self.token_kl_weight:
+                first_byte = first_byte_index(table, model.get_output_embeddings().weight.shape[0])
             callback, curve = None, []
             if eval_X is not None:
                 eval_texts = _check_texts(eval_X)
@@ -454,7 +457,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
                 kl_weight=self.kl_weight,
                 temperature=self.temperature,
                 token_kl_weight=self.token_kl_weight,
-                first_byte=first_byte_index(table, model.get_output_embeddings().weight.shape[0]),
+                first_byte=first_byte,
                 rng=rng,
                 verbose=self.verbose,
                 callback=callback,

@@ -260,7 +260,7 @@ def test_defaults_fit_offline(smollm2, tmp_path, monkeypatch):
     covering-beam targets) fits offline; only the step count is cut for speed."""
     from sklearn_lts._models import cache_root
 
-    model, tok = smollm2
+    del smollm2  # requested only so that the converted checkpoint exists (or the test skips)
     converted = os.path.join(cache_root(), "smollm2-135m")
     if not os.path.isdir(converted):  # the fixture used $SKLEARN_LTS_SMOLLM2_DIR
         converted = os.environ["SKLEARN_LTS_SMOLLM2_DIR"]
