@@ -12,8 +12,10 @@ the result is
 normalised, where ``mass_s(u)`` is the total ``p_s`` of the tokens whose bytes start with ``u``.
 Over *all* hypotheses this is exactly the covering sum of the issue's contract (non-canonical
 tokenizations included); ``method="beam"`` keeps the ``K`` heaviest ones (Vieira et al.'s beam
-summing), ``method="exact"`` keeps all of them, ``method="boundary"`` keeps only the canonical
-tokenization's own state (no alternative tokenizations at all).
+summing, with pruned states merged into a kept state at the same byte rather than dropped),
+``method="exact"`` keeps all of them, ``method="boundary"`` keeps only the canonical
+tokenization's own state (no alternative tokenizations at all). ``method="lattice"`` sums all of
+them with one shared next-token distribution per byte offset.
 
 How the LM is called. All states of all texts of a batch live in one token tree rooted at BOS,
 with one shared key/value cache. A forward call evaluates a set of new tree nodes at once: each
@@ -233,7 +235,8 @@ class ConversionStats:
     n_forward_calls: int = 0
     n_tokens_evaluated: int = 0
     n_canonical_tokens: int = 0
-    max_beam: int = 0
+    max_beam: int = 0  # most hypotheses held for one text at one byte
+    max_new_states: int = 0  # most new states (each costs an LM evaluation) kept at one byte
     seconds_lm: float = 0.0
     seconds_total: float = 0.0
 
@@ -279,13 +282,20 @@ class ByteLevelLM:
     tokenizer : tokenizer or TokenBytes
         Its tokenizer (see :func:`~sklearn_lts.distill._token_bytes.token_bytes` for the
         supported families).
-    method : {"beam", "exact", "boundary"}
+    method : {"beam", "exact", "lattice", "boundary"}
         ``"exact"`` sums every tokenization (exponential in the worst case: short strings and
         tests). ``"beam"`` keeps the ``beam_width`` most probable covering hypotheses.
+        ``"lattice"`` sums every tokenization too, but lets all token sequences that end at the
+        same byte share one next-token distribution (a forward algorithm over byte offsets, see
+        :meth:`_run_lattice`): about 3 token evaluations per text token in a few large calls,
+        approximate where different tokenizations of the same bytes disagree.
         ``"boundary"`` is the cheap approximation: the teacher's distribution at its own
         canonical token boundaries, trie mass ratios inside a token.
     beam_width : int
-        ``K`` for ``method="beam"``.
+        ``K`` for ``method="beam"``: at each byte, new states (token sequences that just ended
+        there, each costing one LM evaluation) are kept only if they rank among the ``K``
+        heaviest hypotheses. Continuations of states already evaluated cost nothing and are
+        always kept.
     prune_threshold : float
         For ``method="beam"``: also drop hypotheses lighter than this fraction of the total
         covering mass (0 keeps all ``K``). Every kept state costs LM evaluations, so this is the
@@ -293,10 +303,14 @@ class ByteLevelLM:
     batch_size : int
         Most tokens per forward call.
     lookahead : int
-        Tokens of canonical continuation evaluated speculatively with every new off-path state
-        (``window // 4`` for a branch that already survived a token).
+        Tokens of canonical continuation evaluated speculatively with every new off-path state.
     window : int
         Tokens of the canonical tokenization evaluated per call along the canonical path.
+    merge : bool
+        For ``method="beam"``: fold the weight of pruned new states into the heaviest kept state
+        that ends at the same byte (they decode to the same bytes and differ only in how they
+        tokenized them), instead of dropping it. ``False`` is the plain beam of Vieira et al.,
+        which leaves exact zeros for bytes that only pruned states could produce.
     device : str
         ``"auto"`` keeps the model where it is; anything else moves it there.
     bos_token_id, eos_token_id : int, optional
@@ -338,12 +352,15 @@ class ByteLevelLM:
         batch_size: int = 256,
         lookahead: int = 2,
         window: int = 128,
+        merge: bool = True,
         device: str = "auto",
         bos_token_id: int | None = None,
         eos_token_id: int | None = None,
     ):
-        if method not in ("beam", "exact", "boundary"):
-            raise ValueError(f"method must be 'beam', 'exact' or 'boundary', not {method!r}")
+        if method not in ("beam", "exact", "boundary", "lattice"):
+            raise ValueError(
+                f"method must be 'beam', 'exact', 'lattice' or 'boundary', not {method!r}"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.method = method
@@ -352,6 +369,7 @@ class ByteLevelLM:
         self.batch_size = batch_size
         self.lookahead = lookahead
         self.window = window
+        self.merge = merge
         self.device = device
         if device != "auto":
             model.to(device)
@@ -389,6 +407,17 @@ class ByteLevelLM:
 
         t0 = time.perf_counter()
         self.stats_ = ConversionStats()
+        if self.method == "lattice":  # one tree per text: its calls are large on their own
+            out = []
+            with torch.inference_mode():
+                for k, t in enumerate(texts):
+                    self._reset_tree()
+                    item = self._prepare(t, k)
+                    self._run_lattice(item, k)
+                    out.append(item.rows)
+            self._cache = None
+            self.stats_.seconds_total = time.perf_counter() - t0
+            return out
         self._reset_tree()
         items = [self._prepare(t, k) for k, t in enumerate(texts)]
         if not items:
@@ -537,13 +566,9 @@ class ByteLevelLM:
                 continue
             if node.slot is not None and node is not self._root:
                 continue
-            if node.canon >= 0 or node.parent is None:
-                length = self.window
-            elif node.parent.canon < 0 and node.parent.parent is not None:
-                # a branch that survived a token already tends to live on: look further ahead
-                length = max(self.lookahead, self.window // 4)
-            else:
-                length = self.lookahead
+            # the canonical path in long windows; off-path states with a short canonical
+            # continuation (a longer one mostly evaluates states the beam never keeps)
+            length = self.window if node.canon >= 0 or node.parent is None else self.lookahead
             if spine is not None and node.canon < 0:
                 length = spine
             for n in self._spine(node, idx, item, length):
@@ -677,8 +702,13 @@ class ByteLevelLM:
                 keep = prune_hypotheses(
                     [c[2] for c in cands], [c[3] for c in cands], k_beam, thr
                 )
+                if self.method == "beam" and self.merge:
+                    keep = self._merge_pruned(cands, keep, thr)
                 it.hyps = [(cands[h][0], cands[h][1]) for h in keep]
                 self.stats_.max_beam = max(self.stats_.max_beam, len(it.hyps))
+                self.stats_.max_new_states = max(
+                    self.stats_.max_new_states, sum(d == 0 for _, d in it.hyps)
+                )
                 for node, d in it.hyps:
                     if d == 0 and node.cm is None:
                         requests.append((node, k, it))
@@ -693,6 +723,106 @@ class ByteLevelLM:
             spec = []
             active = still
             i += 1
+
+    def _run_lattice(self, it: _Text, k: int) -> None:
+        """Forward algorithm over the byte lattice, one next-token distribution per byte offset.
+
+        Every token sequence that decodes to ``x[:o]`` is summed into the weight ``W(o)``
+        (exactly, as in the forward algorithm of an HMM); they all continue with the next-token
+        distribution of one *representative* sequence: the canonical tokenization at a canonical
+        boundary, otherwise the canonical tokens up to the last boundary followed by the greedy
+        tokenization of the rest. The representatives do not depend on any probability, so all
+        of them are laid out as one token tree and evaluated in a few large calls.
+        """
+        x, n = it.x, len(it.x)
+        self._items = {k: it}
+        self.stats_.n_bytes += n - it.n_prefix
+        self.stats_.n_canonical_tokens += len(it.canon)
+        canon = self._spine(self._root, k, it, len(it.canon))[1:]
+        rep: list[_Node] = [self._root] * (n + 1)
+        a = 0
+        for j, b in enumerate(it.bounds):
+            base = self._root if j == 0 else canon[j - 1]
+            rep[b] = canon[j]
+            for o in range(a + 1, b):
+                cur = base
+                for t in self._greedy(x, a, o):
+                    cur = self._child(cur, t, k, it)
+                rep[o] = cur
+            a = b
+        todo, seen = [], set()
+        for node in rep:
+            chain = []
+            while node is not None and node.slot is None and id(node) not in seen:
+                seen.add(id(node))
+                node.logw = 0.0  # weights come from the lattice, not from the tree
+                chain.append(node)
+                node = node.parent
+            todo.extend(chain)
+        todo.sort(key=lambda m: m.depth)
+        for s in range(0, len(todo), self.batch_size):
+            self._forward(todo[s : s + self.batch_size], {k: it})
+        root_cm, root_end = self._root_profile(it)
+        # profile of each offset's representative: child masses, end masses, path depth
+        prof = [(root_cm, root_end, self._plan(it, 0).depth, self._root_eos)] + [
+            (m.cm, m.end_p, m.plan.depth, m.p_eos) for m in rep[1:]
+        ]
+        log_w = np.full(n + 1, -math.inf)  # log W(o): all tokenizations of x[:o]
+        log_w[0] = 0.0
+        active: list[int] = []  # offsets whose next token can still be in progress
+        for i in range(n + 1):
+            _, end_p, depth, _ = prof[i]
+            if log_w[i] > -math.inf:
+                for e in range(1, depth + 1):
+                    m = float(end_p[e].sum())
+                    if m > 0:
+                        log_w[i + e] = np.logaddexp(log_w[i + e], log_w[i] + math.log(m))
+                active.append(i)
+            active = [o for o in active if i - o <= prof[o][2]]
+            if i < it.n_prefix:
+                continue
+            it.rows[i - it.n_prefix] = beam_row(
+                [log_w[o] for o in active],
+                [prof[o][0][i - o] for o in active],
+                [prof[o][3] if o == i else 0.0 for o in active],
+            )
+            self.stats_.max_beam = max(self.stats_.max_beam, len(active))
+
+    def _merge_pruned(self, cands: list[tuple], keep: list[int], thr: float) -> list[int]:
+        """Keep what costs no LM call and merge the pruned new states instead of dropping them.
+
+        A continuation ``(node, d >= 1)`` of an evaluated state needs no LM call (the state's
+        profile covers its whole path), so all of them stay. The new states (``d == 0``) of one
+        step all end at the same byte of the same text: they differ only in how they tokenized
+        the bytes before it. The pruned ones are merged into the heaviest kept one, whose
+        next-token distribution then stands in for theirs. If none was kept, the heaviest becomes
+        the representative when the group together is above the threshold.
+        """
+        kept = set(keep)
+        out = list(keep) + [
+            h for h, c in enumerate(cands) if h not in kept and c[1] > 0 and c[2] > -math.inf
+        ]
+        new = [h for h, c in enumerate(cands) if c[1] == 0 and c[2] > -math.inf]
+        pruned = [h for h in new if h not in kept]
+        if not pruned:
+            return out
+        kept_new = [h for h in new if h in kept]
+        if kept_new:
+            rep = max(kept_new, key=lambda h: cands[h][2])
+        else:
+            rep = max(new, key=lambda h: cands[h][2])
+            group = float(np.logaddexp.reduce([cands[h][2] for h in new]))
+            total = float(np.logaddexp.reduce([c[2] for c in cands]))
+            if thr > 0 and group < total + math.log(thr):
+                return out
+            out.append(rep)
+            pruned = [h for h in pruned if h != rep]
+            if not pruned:
+                return out
+        node = cands[rep][0]
+        merged = np.logaddexp.reduce([cands[h][2] for h in pruned])
+        node.logw = float(np.logaddexp(node.logw, merged))
+        return out
 
     def _speculate(self, it: _Text, k: int, root_prof, total: float, k_beam: float, thr: float):
         """States that the kept hypotheses will create at their next token ends along the text
@@ -780,7 +910,8 @@ class ByteLevelLM:
             for t, p in zip(end_ids[d2], end_p[d2], strict=True):
                 if p > 0:
                     ch = self._child(par, int(t), k, it)
-                    if ch.logw is None:
-                        ch.logw = lw + math.log(p)
+                    # always from this hypothesis: a speculative evaluation may have set it
+                    # before the parent's weight absorbed merged mass
+                    ch.logw = lw + math.log(p)
                     cands.append((ch, 0, ch.logw, True))
         return cands

@@ -101,7 +101,9 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         distributions at positions where both tokenizers start a token at the same byte).
     byte_method : str, default="beam"
         How the teacher's token distribution becomes byte distributions (passed to
-        ``ByteLevelLM``; ``"beam"`` = covering beam search, ``"exact"``, ``"boundary"``).
+        ``ByteLevelLM``; ``"beam"`` = covering beam search, ``"exact"``, ``"lattice"`` (all
+        tokenizations, one shared next-token distribution per byte offset: a few times the cost
+        of a plain teacher pass), ``"boundary"``).
     beam_width : int, default=10
     learning_rate : float, default=1e-3
     max_steps : int, default=100

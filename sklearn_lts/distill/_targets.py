@@ -63,7 +63,8 @@ def byte_lm_fingerprint(byte_lm: Any) -> str:
     h.update(repr((tb.prefix, tb.bos_token_id, tb.eos_token_id)).encode())
     for b in tb.token_bytes:
         h.update(b"\x00" if b is None else b"\x01" + len(b).to_bytes(2, "little") + b)
-    params = (byte_lm.method, byte_lm.beam_width, byte_lm.prune_threshold)
+    params = (byte_lm.method, byte_lm.beam_width, byte_lm.prune_threshold,
+              getattr(byte_lm, "merge", False))
     if byte_lm.method != "beam":
         params = (byte_lm.method,)
     h.update(repr(params).encode())

@@ -93,17 +93,46 @@ def test_float32_model_matches_oracle(tiny_tokenizer, tiny_model, oracle_rows):
         np.testing.assert_allclose(blm.next_byte_proba(s), oracle_rows[s], atol=1e-5)
 
 
-def test_narrow_beam_error_is_bounded_and_shrinks(tiny_tokenizer, model64, oracle_rows):
+def _beam_errors(model, tokenizer, oracle_rows, merge):
     errs = {}
     for k in (1, 2, 4, 64):
-        blm = ByteLevelLM(model64, tiny_tokenizer, method="beam", beam_width=k, prune_threshold=0)
+        blm = ByteLevelLM(model, tokenizer, method="beam", beam_width=k, prune_threshold=0,
+                          merge=merge)
         rows = blm.next_byte_proba_batch(STRINGS)
-        assert blm.stats_.max_beam <= k + 1
+        assert blm.stats_.max_new_states <= k + 1  # what costs LM evaluations is bounded by K
         errs[k] = max(np.abs(r - oracle_rows[s]).max() for s, r in zip(STRINGS, rows, strict=True))
-    print("max abs error vs oracle by beam width:", errs)
+    return errs
+
+
+def test_narrow_beam_error_is_bounded_and_shrinks(tiny_tokenizer, model64, oracle_rows):
+    errs = _beam_errors(model64, tiny_tokenizer, oracle_rows, merge=False)
+    print("max abs error vs oracle by beam width (plain beam):", errs)
     assert errs[64] < 1e-6
     assert errs[1] >= errs[2] >= errs[4] >= errs[64]
     assert errs[4] < 1e-2  # measured: K=1 0.75, K=2 0.012, K=4 1.1e-4 (random peaky model)
+
+
+def test_merged_beam_is_closer_to_exact_than_the_plain_beam(tiny_tokenizer, model64,
+                                                            oracle_rows):
+    plain = _beam_errors(model64, tiny_tokenizer, oracle_rows, merge=False)
+    merged = _beam_errors(model64, tiny_tokenizer, oracle_rows, merge=True)
+    print("max abs error vs oracle by beam width, plain / merged:", plain, merged)
+    assert merged[64] < 1e-6  # nothing pruned, nothing merged: exact
+    # measured: plain 0.75 / 0.012 / 1.05e-4, merged 0.012 / 0.0076 / 1.06e-4 for K = 1 / 2 / 4
+    assert merged[1] < 0.1 * plain[1] and merged[2] < plain[2]
+    assert merged[4] < 1e-3
+
+
+def test_merged_beam_keeps_the_support(tiny_tokenizer, model64, oracle_rows):
+    """A pruned state's bytes keep probability > 0 (the plain beam leaves exact zeros)."""
+    holes = {}
+    for merge in (False, True):
+        blm = ByteLevelLM(model64, tiny_tokenizer, method="beam", beam_width=1,
+                          prune_threshold=0, merge=merge)
+        rows = blm.next_byte_proba_batch(STRINGS)
+        holes[merge] = sum(int(((r == 0) & (oracle_rows[s] > 0)).sum())
+                           for s, r in zip(STRINGS, rows, strict=True))
+    assert holes[False] > 0 and holes[True] == 0, holes
 
 
 def test_marginal_likelihood_beats_canonical(tiny_tokenizer, model64):
@@ -159,14 +188,81 @@ def test_batch_equals_single_and_log(tiny_tokenizer, tiny_model):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(min_size=0, max_size=12))
-def test_rows_are_distributions_for_any_unicode(tiny_tokenizer, tiny_model, text):
-    blm = ByteLevelLM(tiny_model, tiny_tokenizer, method="beam", beam_width=3)
+@given(st.text(min_size=0, max_size=12), st.sampled_from(["beam", "lattice"]))
+def test_rows_are_distributions_for_any_unicode(tiny_tokenizer, tiny_model, text, method):
+    blm = ByteLevelLM(tiny_model, tiny_tokenizer, method=method, beam_width=3)
     rows = blm.next_byte_proba(text)
     assert rows.shape == (len(text.encode()) + 1, 257)
     assert np.isfinite(rows).all() and (rows >= 0).all()
     np.testing.assert_allclose(rows.sum(1), 1.0, atol=1e-9)
 
+
+
+def _lattice_oracle(oracle, tokenizer, text):
+    """Brute force of method="lattice": every tiling of every prefix is summed, and each token
+    is scored under the distribution of its start offset's representative sequence."""
+    tb = oracle.tb
+    x = tb.prefix + text.encode()
+    canon = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    bounds = list(np.cumsum([len(tb.token_bytes[t]) for t in canon]))
+
+    def greedy(a, o):  # longest match, independent of the trie
+        out = []
+        while a < o:
+            t, b = max(((t, b) for t, b in oracle.valid if x[a:o].startswith(b)),
+                       key=lambda tb_: (len(tb_[1]), -tb_[0]))
+            out.append(t)
+            a += len(b)
+        return out
+
+    def rep(o):
+        k = sum(b <= o for b in bounds)  # canonical tokens that end at or before o
+        a = bounds[k - 1] if k else 0
+        return tuple(canon[:k]) + tuple(greedy(a, o))
+
+    n = len(x)
+    w = np.zeros(n + 1)
+    w[0] = 1.0
+    for o in range(n + 1):
+        p = oracle.dist(rep(o))
+        for t, b in oracle.valid:
+            if x[o:].startswith(b):
+                w[o + len(b)] += w[o] * p[t]
+    out = np.zeros((n + 1, 257))
+    for i in range(n + 1):
+        for o in range(i + 1):
+            p = oracle.dist(rep(o))
+            for t, b in oracle.valid:
+                if len(b) > i - o and b.startswith(x[o:i]):
+                    out[i, b[i - o]] += w[o] * p[t]
+        out[i, 256] = w[i] * oracle.dist(rep(i))[tb.eos_token_id]
+    out /= out.sum(1, keepdims=True)
+    return out[len(tb.prefix):]
+
+
+def test_lattice_matches_its_brute_force_definition(tiny_tokenizer, model64):
+    oracle = Oracle(model64, token_bytes(tiny_tokenizer, model64.config.vocab_size))
+    blm = ByteLevelLM(model64, tiny_tokenizer, method="lattice", batch_size=7)  # several calls
+    texts = [*STRINGS, "the theme", "café sat"]
+    for text, got in zip(texts, blm.next_byte_proba_batch(texts), strict=True):
+        np.testing.assert_allclose(got, _lattice_oracle(oracle, tiny_tokenizer, text),
+                                   atol=1e-9, rtol=0)
+    assert blm.stats_.n_forward_calls > 2
+
+
+def test_lattice_is_closer_to_exact_than_boundary(tiny_tokenizer, model64, oracle_rows):
+    err = {}
+    for method in ("lattice", "boundary"):
+        blm = ByteLevelLM(model64, tiny_tokenizer, method=method)
+        rows = blm.next_byte_proba_batch(STRINGS)
+        err[method] = max(np.abs(r - oracle_rows[s]).max()
+                          for s, r in zip(STRINGS, rows, strict=True))
+        holes = sum(int(((r == 0) & (oracle_rows[s] > 0)).sum())
+                    for s, r in zip(STRINGS, rows, strict=True))
+        if method == "lattice":
+            assert holes == 0  # every tokenization is summed: nothing is left at zero
+    print("max abs error vs exact:", err)
+    assert err["lattice"] < err["boundary"]
 
 # ------------------------------------------------------------------------- real tokenizers
 
@@ -203,10 +299,10 @@ def test_sentencepiece_end_to_end_matches_oracle(tiny_llama_sp):
 
 
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=6))
-def test_sentencepiece_rows_are_distributions(tiny_llama_sp, text):
+@given(st.text(max_size=6), st.sampled_from(["beam", "lattice"]))
+def test_sentencepiece_rows_are_distributions(tiny_llama_sp, text, method):
     model, tok = tiny_llama_sp
-    rows = ByteLevelLM(model, tok, method="beam", beam_width=4).next_byte_proba(text)
+    rows = ByteLevelLM(model, tok, method=method, beam_width=4).next_byte_proba(text)
     assert np.isfinite(rows).all() and (rows >= 0).all()
     np.testing.assert_allclose(rows.sum(1), 1, atol=1e-9)
 
@@ -240,10 +336,10 @@ def test_smollm2_unrepresentable_byte_is_reported(smollm2):
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(max_size=5))
-def test_smollm2_rows_are_distributions(smollm2, text):
+@given(st.text(max_size=5), st.sampled_from(["beam", "lattice"]))
+def test_smollm2_rows_are_distributions(smollm2, text, method):
     model, tok = smollm2
-    blm = ByteLevelLM(model, tok, method="beam", beam_width=4)
+    blm = ByteLevelLM(model, tok, method=method, beam_width=4)
     if not _smollm2_ok(blm.token_bytes_, text):
         return
     rows = blm.next_byte_proba(text)
