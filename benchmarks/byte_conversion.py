@@ -54,9 +54,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--text", required=True, help="UTF-8 text file (public-domain English)")
     ap.add_argument("--bytes", type=int, default=20000, help="how much of it to use")
-    ap.add_argument("--chunk", type=int, default=2000, help="max bytes per text")
-    ap.add_argument("--batch-texts", type=int, default=10, help="texts per batched call")
+    ap.add_argument("--chunk", type=int, default=1000, help="max bytes per text")
+    ap.add_argument("--batch-texts", type=int, default=5, help="texts per batched call")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 10, 32])
+    ap.add_argument("--no-merge-ks", type=int, nargs="*", default=[10],
+                    help="beam widths also run as the plain beam (merge=False)")
     ap.add_argument("--prune-threshold", type=float, default=1e-3)
     ap.add_argument("--lookahead", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
@@ -107,8 +109,11 @@ def main(argv: list[str] | None = None) -> dict:
     ks = sorted(args.ks)
     # the widest beam first: every later method is compared with it as soon as it is done
     configs = [(f"beam K={ks[-1]}", {"method": "beam", "beam_width": ks[-1]})]
-    configs += [("boundary", {})]
+    configs += [("boundary", {}), ("lattice", {"method": "lattice"})]
     configs += [(f"beam K={k}", {"method": "beam", "beam_width": k}) for k in ks[:-1]]
+    # the plain beam (Vieira et al.: pruned states dropped, not merged), at the K
+    configs += [(f"beam K={k}, no merge", {"method": "beam", "beam_width": k, "merge": False})
+                for k in args.no_merge_ks]
     ref_name = configs[0][0]
     results, rows = [], {}
     report = {
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
             model, tok, method=method, prune_threshold=args.prune_threshold,
             lookahead=args.lookahead, **kw,
         )
-        out, calls, evals, seconds, lm_s, max_beam = [], 0, 0, 0.0, 0.0, 0
+        out, calls, evals, seconds, lm_s, max_beam, max_new = [], 0, 0, 0.0, 0.0, 0, 0
         for a in range(0, len(texts), args.batch_texts):
             out += blm.next_byte_proba_batch(texts[a : a + args.batch_texts])
             s = blm.stats_
@@ -142,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
             seconds += s.seconds_total
             lm_s += s.seconds_lm
             max_beam = max(max_beam, s.max_beam)
+            max_new = max(max_new, s.max_new_states)
         rows[name] = out
         gold = np.concatenate([r[np.arange(len(t.encode())), list(t.encode())]
                                for t, r in zip(texts, out, strict=True)])
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
             "calls_per_byte": calls / n_bytes,
             "token_evals_per_token": evals / n_tok,
             "max_beam": max_beam,
+            "max_new_states": max_new,
             "bits_per_byte": float(-np.log2(gold).mean()),
             "kl_vs_widest_bits_per_byte": float(kl.mean()),
             "kl_vs_widest_max_row": float(kl.max()),
@@ -189,15 +196,17 @@ def _write(out: str, report: dict, args, versions: dict, command: str) -> None:
         f"{n_bytes / t_plain:.0f} bytes/s.",
         "",
         "| method | bytes/s | x plain pass | LM share | forward calls/byte | token evals/token "
-        f"| max beam | bits/byte | KL({ref_name} ‖ method) bits/byte | worst row KL "
+        "| max hyps | max new states "
+        f"| bits/byte | KL({ref_name} ‖ method) bits/byte | worst row KL "
         f"| KL(method ‖ {ref_name}) | mean TV |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['method']} | {r['bytes_per_s']:.0f} | {r['x_plain']:.1f} | "
             f"{r['lm_share']:.0%} | {r['calls_per_byte']:.3f} | "
-            f"{r['token_evals_per_token']:.2f} | {r['max_beam']} | {r['bits_per_byte']:.4f} | "
+            f"{r['token_evals_per_token']:.2f} | {r['max_beam']} | {r.get('max_new_states', '')} | "
+            f"{r['bits_per_byte']:.4f} | "
             f"{r['kl_vs_widest_bits_per_byte']:.2e} | {r['kl_vs_widest_max_row']:.2e} | "
             f"{r['reverse_kl_bits_per_byte']:.2e} | {r['mean_total_variation']:.2e} |"
         )
