@@ -12,6 +12,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.covariance import ledoit_wolf
+from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
@@ -94,3 +95,43 @@ class CEPrototypes(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, reset=False)
         d2 = -2 * X @ self.prototypes_.T + (self.prototypes_**2).sum(1)
         return self.classes_[d2.argmin(1)]
+
+
+class PriorLogisticRegression(LinearClassifierMixin, BaseEstimator):
+    """Multinomial logistic regression whose weights are shrunk towards the nearest-centroid
+    solution instead of towards zero: penalty ``(lam / 2) ||W - alpha (mu_c - mean mu)||^2``.
+
+    ``alpha=0, lam=1`` is ``LogisticRegression(C=1)``; growing ``alpha`` moves it towards
+    NearestCentroid. Any linear rule is a nearest-prototype rule under squared euclidean
+    distance (prototypes ``W / 2`` plus a common shift that absorbs the intercepts), so this is
+    the family that soft-label prototypes with learned locations can reach.
+    """
+
+    def __init__(self, alpha: float = 1.0, lam: float = 1.0):
+        self.alpha = alpha
+        self.lam = lam
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        C, d = len(self.classes_), X.shape[1]
+        mu = np.stack([X[y_enc == c].mean(0) for c in range(C)])
+        W0 = self.alpha * (mu - mu.mean(0))
+        Y = np.eye(C)[y_enc]
+
+        def objective(p):
+            W, b = p[: C * d].reshape(C, d), p[C * d :]
+            logits = X @ W.T + b
+            lse = logsumexp(logits, axis=1, keepdims=True)
+            G = np.exp(logits - lse) - Y
+            loss = -(Y * (logits - lse)).sum() + 0.5 * self.lam * ((W - W0) ** 2).sum()
+            grad = np.concatenate([(G.T @ X + self.lam * (W - W0)).ravel(), G.sum(0)])
+            return loss, grad
+
+        res = minimize(objective, np.concatenate([W0.ravel(), np.zeros(C)]), jac=True,
+                       method="L-BFGS-B", options={"maxiter": 1000})
+        W, b = res.x[: C * d].reshape(C, d), res.x[C * d :]
+        if C == 2:  # LinearClassifierMixin's binary convention: one score column
+            W, b = W[1:] - W[:1], b[1:] - b[:1]
+        self.coef_, self.intercept_ = W, b
+        return self

@@ -38,6 +38,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 
 import numpy as np
@@ -52,7 +53,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _ablations import CenterL2, CEPrototypes, WithinClassWhitening  # noqa: E402
+from _ablations import (  # noqa: E402
+    CenterL2,
+    CEPrototypes,
+    PriorLogisticRegression,
+    WithinClassWhitening,
+)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHOTS = (4, 8, 16)
@@ -108,6 +114,10 @@ METHODS: dict[str, Factory] = {
 }
 DEFAULT_METHODS = list(METHODS)
 
+def _prior_lr(alpha: float, lam: float, ctx: EpisodeContext) -> BaseEstimator:
+    return PriorLogisticRegression(alpha=alpha, lam=lam)
+
+
 # Opt-in ideas that did not beat the LogisticRegression anchor (benchmarks/_ablations.py):
 # results/fewshot_ablations.md. Not in the default run.
 ABLATIONS: dict[str, Factory] = {
@@ -127,6 +137,9 @@ ABLATIONS: dict[str, Factory] = {
     "ce_protos_centroid_tau0.05_lam4": lambda ctx: CEPrototypes(tau=0.05, lam=4.0),
     "ce_protos_mean_tau0.1": lambda ctx: CEPrototypes(tau=0.1, lam=1.0, target="mean"),
     "ce_protos_mean_tau1": lambda ctx: CEPrototypes(tau=1.0, lam=1.0, target="mean"),
+    # logistic regression shrunk towards the nearest-centroid weights (alpha) or not (alpha=0)
+    **{f"prior_lr_a{a:g}_l{lam:g}": partial(_prior_lr, a, lam)
+       for a, lam in [(0, 1), (0, 3), (1, 1), (2, 3), (4, 1), (10, 1)]},
 }
 METHODS.update(ABLATIONS)
 ANCHORS = ("logreg", "nearest_centroid", "knn1", "knn5_distance")
