@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--text", required=True, help="UTF-8 text file (public-domain English)")
     ap.add_argument("--bytes", type=int, default=20000, help="how much of it to use")
     ap.add_argument("--chunk", type=int, default=1000, help="max bytes per text")
-    ap.add_argument("--batch-texts", type=int, default=5, help="texts per batched call")
+    ap.add_argument("--batch-texts", type=int, default=20,
+                    help="texts converted together (their LM calls are shared)")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 10, 32])
     ap.add_argument("--no-merge-ks", type=int, nargs="*", default=[10],
                     help="beam widths also run as the plain beam (merge=False)")
     ap.add_argument("--prune-threshold", type=float, default=1e-3)
-    ap.add_argument("--lookahead", type=int, default=2)
+    ap.add_argument("--lookahead", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache-dir", default=None, help="converted SmolLM2 checkpoint folder")
     ap.add_argument("--out", default=os.path.join("benchmarks", "results", "byte_conversion"))

@@ -185,6 +185,14 @@ def _buffer_layer_class():
         def get_seq_length(self) -> int:
             return self._len if self.is_initialized else 0
 
+        def keep_slots(self, idx) -> None:
+            """Keep only the slots ``idx`` (ascending), moved to the front in that order."""
+            n = len(idx)
+            self._k[..., :n, :] = self._k[..., idx, :]  # the gather copies before the write
+            self._v[..., :n, :] = self._v[..., idx, :]
+            self._len = n
+            self.keys, self.values = self._k[..., :n, :], self._v[..., :n, :]
+
     return _BufferLayer
 
 
@@ -303,7 +311,8 @@ class ByteLevelLM:
     batch_size : int
         Most tokens per forward call.
     lookahead : int
-        Tokens of canonical continuation evaluated speculatively with every new off-path state.
+        Tokens of canonical continuation evaluated speculatively with every new off-path state
+        (0: measured cheaper on SmolLM2, as most such guesses are never used).
     window : int
         Tokens of the canonical tokenization evaluated per call along the canonical path.
     merge : bool
@@ -350,7 +359,7 @@ class ByteLevelLM:
         beam_width: int = 10,
         prune_threshold: float = 1e-3,
         batch_size: int = 256,
-        lookahead: int = 2,
+        lookahead: int = 0,
         window: int = 128,
         merge: bool = True,
         device: str = "auto",
@@ -378,6 +387,7 @@ class ByteLevelLM:
         self.token_bytes_, self._trie = _vocabulary(tokenizer, v, bos_token_id, eos_token_id)
         self.stats_ = ConversionStats()
         self._layer_cls = None
+        self._compact_every = 64  # bytes between clean-ups of dead profiles and cache slots
         import inspect
 
         # transformers >= 5.x renamed past_key_values to cache
@@ -715,12 +725,18 @@ class ByteLevelLM:
                 if self.method != "boundary":
                     total = float(np.logaddexp.reduce([cands[h][2] for h in keep]))
                     spec += self._speculate(it, k, root_prof[k], total, k_beam, thr)
-                if i % 64 == 63:
+                if i % self._compact_every == self._compact_every - 1:
                     self._free(it, i)
                 still.append(k)
+            if i % self._compact_every == self._compact_every - 1:
+                self._compact(items)
             if requests:  # a call is needed anyway: add the states the next bytes will want
+                # (speculated since the last call; those whose token already ended, or whose
+                # parent's profile was freed, can no longer be used)
+                spec = [s for s in spec if s[0].slot is None and s[0].offset > i
+                        and (s[0].parent is self._root or s[0].parent.cm is not None)]
                 self._ensure(requests, spec)
-            spec = []
+                spec = []
             active = still
             i += 1
 
@@ -827,7 +843,8 @@ class ByteLevelLM:
     def _speculate(self, it: _Text, k: int, root_prof, total: float, k_beam: float, thr: float):
         """States that the kept hypotheses will create at their next token ends along the text
         and that are heavy enough to survive pruning then (their weights are already known)."""
-        bar = total + math.log(thr * 0.1) if thr > 0 else -math.inf
+        # a child is kept later only if it carries at least `thr` of the mass then
+        bar = total + math.log(thr) if thr > 0 else -math.inf
         found = []
         for node, d in it.hyps:
             if node is None:
@@ -851,6 +868,43 @@ class ByteLevelLM:
                     ch.logw = lwc
                 out.append((ch, k, it))
         return out
+
+    def _compact(self, items: list[_Text]) -> None:
+        """Drop the cache slots of states no live state descends from.
+
+        Every query attends over the whole cache (masked), so dead branches would make each call
+        slower as the tree grows. Live: the root and the ancestors of every state that still
+        holds a profile (only those can get children).
+        """
+        import torch
+
+        live: dict[int, _Node] = {id(self._root): self._root}
+        for it in items:
+            for n in it.alive:
+                m = n
+                while m is not None and id(m) not in live:
+                    live[id(m)] = m
+                    m = m.parent
+        nodes = sorted((m for m in live.values() if m.slot is not None), key=lambda m: m.slot)
+        if len(nodes) > 0.75 * self._n_slots:
+            return
+        # dead evaluated nodes must never be reached again with a stale slot
+        for m in live.values():
+            dead = [t for t, c in m.children.items() if c.slot is not None and id(c) not in live]
+            for t in dead:
+                del m.children[t]
+        idx = torch.tensor([m.slot for m in nodes], dtype=torch.long)
+        for layer in self._cache.layers:
+            if getattr(layer, "is_initialized", False):
+                layer.keep_slots(idx.to(layer._k.device))
+        for new, m in enumerate(nodes):  # ascending old slots: parents before children
+            m.slot = new
+            pr = m.parent.runs if m.parent is not None else ()
+            if pr and pr[-1][1] == new:
+                m.runs = pr[:-1] + ((pr[-1][0], new + 1),)
+            else:
+                m.runs = pr + ((new, new + 1),)
+        self._n_slots = len(nodes)
 
     def _free(self, it: _Text, i: int) -> None:
         """Drop profiles that no hypothesis can use any more (their path is behind us)."""

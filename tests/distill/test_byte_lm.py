@@ -187,6 +187,20 @@ def test_batch_equals_single_and_log(tiny_tokenizer, tiny_model):
     assert batch[1].shape == (1, 257)
 
 
+@pytest.mark.parametrize("merge", [False, True])
+def test_cache_compaction_changes_nothing(tiny_tokenizer, tiny_model, merge):
+    """Dropping dead branches from the shared KV cache keeps every row."""
+    texts = ["the theme of the cat sat on the mat", "café café the theme"]
+    kw = dict(method="beam", beam_width=3, prune_threshold=0, merge=merge)
+    ref = ByteLevelLM(tiny_model, tiny_tokenizer, **kw).next_byte_proba_batch(texts)
+    blm = ByteLevelLM(tiny_model, tiny_tokenizer, **kw)
+    blm._compact_every = 4
+    got = blm.next_byte_proba_batch(texts)
+    assert blm._n_slots < blm.stats_.n_tokens_evaluated  # slots were really dropped
+    for r, g in zip(ref, got, strict=True):
+        np.testing.assert_allclose(g, r, atol=1e-5)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(min_size=0, max_size=12), st.sampled_from(["beam", "lattice"]))
 def test_rows_are_distributions_for_any_unicode(tiny_tokenizer, tiny_model, text, method):
