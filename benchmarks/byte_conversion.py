@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--text", required=True, help="UTF-8 text file (public-domain English)")
     ap.add_argument("--bytes", type=int, default=20000, help="how much of it to use")
     ap.add_argument("--chunk", type=int, default=1000, help="max bytes per text")
-    ap.add_argument("--batch-texts", type=int, default=20,
+    ap.add_argument("--batch-texts", type=int, default=5,
                     help="texts converted together (their LM calls are shared)")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 4, 10, 32])
     ap.add_argument("--no-merge-ks", type=int, nargs="*", default=[10],
