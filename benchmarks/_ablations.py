@@ -16,6 +16,15 @@ from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 
+def _support(est: BaseEstimator, X, y):
+    """Validated support set: X, encoded labels, class centroids and one-hot targets."""
+    X, y = validate_data(est, X, y)
+    est.classes_, y_enc = np.unique(y, return_inverse=True)
+    C = len(est.classes_)
+    mu = np.stack([X[y_enc == c].mean(0) for c in range(C)])
+    return X, mu, np.eye(C)[y_enc]
+
+
 class CenterL2(TransformerMixin, BaseEstimator):
     """Subtract the support-set mean, then scale rows to unit norm (SimpleShot's CL2N)."""
 
@@ -68,12 +77,9 @@ class CEPrototypes(ClassifierMixin, BaseEstimator):
         self.target = target
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y)
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        C, d = len(self.classes_), X.shape[1]
-        mu = np.stack([X[y_enc == c].mean(0) for c in range(C)])
+        X, mu, Y = _support(self, X, y)
+        C, d = mu.shape
         anchor = np.broadcast_to(mu.mean(0), mu.shape) if self.target == "mean" else mu
-        Y = np.eye(C)[y_enc]
         k = self.lam * 2 / self.tau**2
 
         def objective(p):
@@ -112,12 +118,9 @@ class PriorLogisticRegression(LinearClassifierMixin, BaseEstimator):
         self.lam = lam
 
     def fit(self, X, y):
-        X, y = validate_data(self, X, y)
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        C, d = len(self.classes_), X.shape[1]
-        mu = np.stack([X[y_enc == c].mean(0) for c in range(C)])
+        X, mu, Y = _support(self, X, y)
+        C, d = mu.shape
         W0 = self.alpha * (mu - mu.mean(0))
-        Y = np.eye(C)[y_enc]
 
         def objective(p):
             W, b = p[: C * d].reshape(C, d), p[C * d :]
