@@ -305,9 +305,11 @@ class ByteLevelLM:
         heaviest hypotheses. Continuations of states already evaluated cost nothing and are
         always kept.
     prune_threshold : float
-        For ``method="beam"``: also drop hypotheses lighter than this fraction of the total
-        covering mass (0 keeps all ``K``). Every kept state costs LM evaluations, so this is the
-        main speed knob; with the default 1e-3 the beam rarely holds more than a few states.
+        For ``method="beam"``: new states lighter than this fraction of the total covering mass
+        are not evaluated either (merged, or dropped with ``merge=False``; 0 keeps all ``K``).
+        Every kept state costs an LM evaluation, so this is the main speed knob; with merging,
+        it also sets most of the remaining error (measured: K=10 and K=32 at 1e-3 are equally
+        far from a K=64 beam at 1e-5).
     batch_size : int
         Most tokens per forward call.
     lookahead : int
@@ -318,7 +320,7 @@ class ByteLevelLM:
     merge : bool
         For ``method="beam"``: fold the weight of pruned new states into the heaviest kept state
         that ends at the same byte (they decode to the same bytes and differ only in how they
-        tokenized them), instead of dropping it. ``False`` is the plain beam of Vieira et al.,
+        tokenized them), instead of dropping them. ``False`` is the plain beam of Vieira et al.,
         which leaves exact zeros for bytes that only pruned states could produce.
     device : str
         ``"auto"`` keeps the model where it is; anything else moves it there.
