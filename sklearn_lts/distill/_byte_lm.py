@@ -17,14 +17,17 @@ summing, with pruned states merged into a kept state at the same byte rather tha
 tokenization's own state (no alternative tokenizations at all). ``method="lattice"`` sums all of
 them with one shared next-token distribution per byte offset.
 
-How the LM is called. All states of all texts of a batch live in one token tree rooted at BOS,
-with one shared key/value cache. A forward call evaluates a set of new tree nodes at once: each
-attends to its ancestors only (a tree-shaped 4D attention mask, as in speculative decoding),
-with its depth as position id. Evaluations are speculative: whenever a node is needed, its likely
-continuation (the canonical tokenization of the next bytes) is evaluated in the same call, a long
-window of it on the canonical path, so the beam rarely waits for the LM. Each evaluated node is
-reduced at once to a small *profile* (masses of the trie nodes along the text, see
-:class:`~sklearn_lts.distill._token_bytes.PathPlan`) and its logits are dropped.
+How the LM is called. All states of all texts of a batch live in one token tree rooted at BOS.
+The key/value cache has one row per text (the states of a text share its row, BOS is slot 0 of
+every row). A forward call evaluates a set of new tree nodes of many texts at once, as one flat
+sequence through the weights; in attention (a registered transformers attention function) each
+node attends to its ancestors only, within its text's row (a tree-shaped mask, as in speculative
+decoding), with its depth as position id. So a batch of many texts makes each call larger
+without making attention any wider. Evaluations are speculative: whenever a node is needed, its
+likely continuation (the canonical tokenization of the next bytes) is evaluated in the same
+call, a long window of it on the canonical path, so the beam rarely waits for the LM. Each
+evaluated node is reduced at once to a small *profile* (masses of the trie nodes along the text,
+see :class:`~sklearn_lts.distill._token_bytes.PathPlan`) and its logits are dropped.
 """
 
 from __future__ import annotations
@@ -149,51 +152,110 @@ def beam_row(
 # LM side: a token tree sharing one KV cache, evaluated with tree-shaped attention masks
 
 
-def _buffer_layer_class():
+class _TreeLayout:
+    """Where the queries of the next forward call go, shared by the cache layers and attention.
+
+    The cache has one row per text (batch dimension), so each query attends over its own text's
+    slots only: a batch of many texts costs no more attention per query than a single text.
+    Slot 0 of every row holds the shared root (BOS).
+    """
+
+    def __init__(self, n_rows: int):
+        self.n_rows = n_rows
+        self.lens = np.zeros(n_rows, dtype=np.int64)  # used slots per row
+        self.width = 0  # row length the next call reads (max over rows, after its writes)
+        self.dst = self.src = None  # (row, slot) written by each query; query per write
+        self.rows = None  # rows that have queries (None: all of them)
+        self.qidx = self.mask = self.flat = self.dst_q = None  # see _tree_attention
+
+
+def _tree_layer_class():
     from transformers.cache_utils import DynamicLayer
 
-    class _BufferLayer(DynamicLayer):
-        """A cache layer with amortised growth (no full copy per call, unlike torch.cat)."""
+    class _TreeLayer(DynamicLayer):
+        """A cache layer of shape (texts, kv heads, slots, head dim) with amortised growth."""
+
+        def __init__(self, layout: _TreeLayout):
+            super().__init__()
+            self.layout = layout
 
         def lazy_initialization(self, key_states, value_states):  # noqa: D401
             self.device = key_states.device
-            shape = list(key_states.shape)
-            shape[-2] = 256
-            self._k = key_states.new_empty(shape)
-            self._v = value_states.new_empty(shape[:-1] + [value_states.shape[-1]])
-            self._len = 0
-            self.keys, self.values = self._k[..., :0, :], self._v[..., :0, :]
+            t, h = self.layout.n_rows, key_states.shape[1]
+            # zeros, not empty: masked slots still enter the products (0 * NaN would be NaN)
+            self._k = key_states.new_zeros((t, h, 64, key_states.shape[-1]))
+            self._v = value_states.new_zeros((t, h, 64, value_states.shape[-1]))
             self.is_initialized = True
 
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
-            need = self._len + key_states.shape[-2]
-            if need > self._k.shape[-2]:
-                cap = max(need, 2 * self._k.shape[-2])
-                k = self._k.new_empty(self._k.shape[:-2] + (cap, self._k.shape[-1]))
-                v = self._v.new_empty(self._v.shape[:-2] + (cap, self._v.shape[-1]))
-                k[..., : self._len, :] = self._k[..., : self._len, :]
-                v[..., : self._len, :] = self._v[..., : self._len, :]
+            lay = self.layout
+            if lay.width > self._k.shape[2]:
+                cap = max(lay.width, 2 * self._k.shape[2])
+                k = self._k.new_zeros(self._k.shape[:2] + (cap, self._k.shape[-1]))
+                v = self._v.new_zeros(self._v.shape[:2] + (cap, self._v.shape[-1]))
+                old = self._k.shape[2]
+                k[:, :, :old], v[:, :, :old] = self._k, self._v
                 self._k, self._v = k, v
-            self._k[..., self._len : need, :] = key_states
-            self._v[..., self._len : need, :] = value_states
-            self._len = need
-            self.keys, self.values = self._k[..., :need, :], self._v[..., :need, :]
+            row, slot = lay.dst
+            self._k[row, :, slot] = key_states[0, :, lay.src].transpose(0, 1)
+            self._v[row, :, slot] = value_states[0, :, lay.src].transpose(0, 1)
+            self.keys, self.values = self._k[:, :, : lay.width], self._v[:, :, : lay.width]
             return self.keys, self.values
 
         def get_seq_length(self) -> int:
-            return self._len if self.is_initialized else 0
+            return int(self.layout.lens.max()) if self.is_initialized else 0
 
-        def keep_slots(self, idx) -> None:
-            """Keep only the slots ``idx`` (ascending), moved to the front in that order."""
-            n = len(idx)
-            self._k[..., :n, :] = self._k[..., idx, :]  # the gather copies before the write
-            self._v[..., :n, :] = self._v[..., idx, :]
-            self._len = n
-            self.keys, self.values = self._k[..., :n, :], self._v[..., :n, :]
+        def keep_slots(self, row_idx, slot_idx) -> None:
+            """Row r keeps the slots ``slot_idx[r]`` (ascending), moved to its front."""
+            w = slot_idx.shape[1]
+            # the gather copies before the write
+            self._k[:, :, :w] = self._k[row_idx, :, slot_idx].permute(0, 2, 1, 3)
+            self._v[:, :, :w] = self._v[row_idx, :, slot_idx].permute(0, 2, 1, 3)
 
-    return _BufferLayer
+    return _TreeLayer
+
+
+_TREE_ATTENTION = "sklearn_lts_tree"
+
+
+def _tree_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
+                    tree_layout=None, **kwargs):
+    """Attention of each query over its own text's row of the cache, with a tree mask.
+
+    ``query`` is (1, heads, Q, d) for the Q tokens of the call; ``key``/``value`` are
+    (texts, kv heads, width, d). The queries are regrouped per text into (rows, heads, q_max, d),
+    one batched SDPA call covers all texts, and the outputs go back to the call's order.
+    """
+    import torch
+
+    if tree_layout is None:  # not one of our calls
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    if kwargs.get("softcap") is not None or kwargs.get("sliding_window") is not None:
+        raise NotImplementedError("ByteLevelLM supports neither soft-capping nor sliding windows")
+    lay = tree_layout
+    if lay.rows is not None:
+        key, value = key.index_select(0, lay.rows), value.index_select(0, lay.rows)
+    q = query[0][:, lay.qidx].transpose(0, 1)  # (rows, heads, q_max, d)
+    o = torch.nn.functional.scaled_dot_product_attention(
+        q, key, value, attn_mask=lay.mask, scale=scaling, enable_gqa=q.shape[1] != key.shape[1]
+    )
+    r, h, qm, d = o.shape
+    o = o.transpose(1, 2).reshape(r * qm, h, d)
+    out = query.new_empty((query.shape[2], h, d))
+    out[lay.dst_q] = o[lay.flat]
+    return out[None], None
+
+
+def _register_tree_attention() -> None:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(_TREE_ATTENTION, _tree_attention)
 
 
 class _Node:
@@ -286,7 +348,9 @@ class ByteLevelLM:
     Parameters
     ----------
     model : transformers causal LM
-        Any model that accepts a 4D attention mask and ``position_ids`` (GPT-2, Llama, ...).
+        Any model that takes ``position_ids`` and dispatches attention through transformers'
+        attention interface (GPT-2, Llama, Mistral, Qwen2, ...; not soft-capped or
+        sliding-window attention).
     tokenizer : tokenizer or TokenBytes
         Its tokenizer (see :func:`~sklearn_lts.distill._token_bytes.token_bytes` for the
         supported families).
@@ -423,17 +487,18 @@ class ByteLevelLM:
             out = []
             with torch.inference_mode():
                 for k, t in enumerate(texts):
-                    self._reset_tree()
+                    self._reset_tree({k: 0})
                     item = self._prepare(t, k)
                     self._run_lattice(item, k)
                     out.append(item.rows)
             self._cache = None
             self.stats_.seconds_total = time.perf_counter() - t0
             return out
-        self._reset_tree()
-        items = [self._prepare(t, k) for k, t in enumerate(texts)]
-        if not items:
+        texts = list(texts)
+        if not texts:
             return []
+        self._reset_tree({k: k for k in range(len(texts))})
+        items = [self._prepare(t, k) for k, t in enumerate(texts)]
         with torch.inference_mode():
             self._run(items)
         self._cache = None
@@ -441,13 +506,23 @@ class ByteLevelLM:
         return [it.rows for it in items]
 
     # ------------------------------------------------------------------------------ internals
-    def _reset_tree(self) -> None:
+    def _reset_tree(self, rows: dict[int, int]) -> None:
+        """A fresh token tree and cache, with one cache row per text (``rows``: text -> row)."""
         from transformers.cache_utils import Cache
 
         if self._layer_cls is None:
-            self._layer_cls = _buffer_layer_class()
-        self._cache = Cache(layer_class_to_replicate=self._layer_cls)
-        self._n_slots = 0
+            if not getattr(self.model, "_supports_attention_backend", False):
+                raise TypeError(
+                    f"{type(self.model).__name__} does not dispatch attention through "
+                    "transformers' attention interface, which ByteLevelLM needs for its "
+                    "tree-masked calls"
+                )
+            self._layer_cls = _tree_layer_class()
+            _register_tree_attention()
+        self._rows = rows
+        self._layout = _TreeLayout(max(len(rows), 1))
+        layer_cls, layout = self._layer_cls, self._layout
+        self._cache = Cache(layer_class_to_replicate=lambda: layer_cls(layout))
         tb = self.token_bytes_
         self._root = _Node(None, tb.bos_token_id, 0, -1, 0)
         self._root_p: np.ndarray | None = None
@@ -601,35 +676,71 @@ class ByteLevelLM:
         import torch
 
         t0 = time.perf_counter()
-        L = self._n_slots
-        q = len(nodes)
-        allow = np.zeros((q, L + q), dtype=bool)
+        lay = self._layout
+        lens = lay.lens.copy()
+        dst_row, dst_slot, src = [], [], []
+        per_row: dict[int, list[int]] = {}
         for r, n in enumerate(nodes):
-            n.slot = L + r
-            pr = n.parent.runs if n.parent is not None else ()
+            if n.parent is None:  # the root: slot 0 of every row
+                n.slot, n.runs = 0, ((0, 1),)
+                dst_row += range(lay.n_rows)
+                dst_slot += [0] * lay.n_rows
+                src += [r] * lay.n_rows
+                np.maximum(lens, 1, out=lens)
+                per_row.setdefault(0, []).append(r)
+                continue
+            row = self._rows[n.text]
+            n.slot = int(lens[row])
+            lens[row] += 1
+            pr = n.parent.runs
             if pr and pr[-1][1] == n.slot:
                 n.runs = pr[:-1] + ((pr[-1][0], n.slot + 1),)
             else:
                 n.runs = pr + ((n.slot, n.slot + 1),)
-            for a, b in n.runs:
-                allow[r, a:b] = True
+            dst_row.append(row)
+            dst_slot.append(n.slot)
+            src.append(r)
+            per_row.setdefault(row, []).append(r)
+        width = int(lens.max())
+        rows = sorted(per_row)
+        q_max = max(len(v) for v in per_row.values())
+        allow = np.zeros((len(rows), q_max, width), dtype=bool)
+        allow[:, :, 0] = True  # padding queries attend to the root (never all -inf)
+        qidx = np.zeros((len(rows), q_max), dtype=np.int64)
+        flat, dst_q = [], []
+        for i, row in enumerate(rows):
+            for j, r in enumerate(per_row[row]):
+                qidx[i, j] = r
+                for a, b in nodes[r].runs:
+                    allow[i, j, a:b] = True
+                flat.append(i * q_max + j)
+                dst_q.append(r)
         dev = next(self.model.parameters()).device
-        dtype = next(self.model.parameters()).dtype
-        mask = torch.zeros((1, 1, q, L + q), dtype=dtype, device=dev)
-        mask.masked_fill_(~torch.from_numpy(allow).to(dev)[None, None], torch.finfo(dtype).min)
+        lt = lambda v: torch.as_tensor(np.asarray(v, dtype=np.int64), device=dev)  # noqa: E731
+        lay.width = width
+        lay.dst, lay.src = (lt(dst_row), lt(dst_slot)), lt(src)
+        lay.rows = None if len(rows) == lay.n_rows else lt(rows)
+        lay.qidx, lay.flat, lay.dst_q = lt(qidx), lt(flat), lt(dst_q)
+        lay.mask = torch.from_numpy(allow).to(dev)[:, None]
         ids = torch.tensor([[n.token for n in nodes]], device=dev)
         pos = torch.tensor([[n.depth for n in nodes]], device=dev)
-        out = self.model(
-            input_ids=ids, position_ids=pos, attention_mask=mask, use_cache=True,
-            **{self._cache_kw: self._cache},
-        )
-        self._n_slots += q
+        cfg = self.model.config
+        before = cfg._attn_implementation
+        cfg._attn_implementation = _TREE_ATTENTION  # only for this call
+        try:
+            out = self.model(
+                input_ids=ids, position_ids=pos, use_cache=True, tree_layout=lay,
+                **{self._cache_kw: self._cache},
+            )
+        finally:
+            cfg._attn_implementation = before
+        lay.lens = lens
         logits = out.logits[0]
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()
         logp = torch.log_softmax(logits, dim=-1)
         self.stats_.n_forward_calls += 1
-        self.stats_.n_tokens_evaluated += q
+        self.stats_.n_tokens_evaluated += len(nodes)
         self.stats_.seconds_lm += time.perf_counter() - t0
         order = torch.from_numpy(self._trie.order).to(dev)
         eos = self.token_bytes_.eos_token_id
@@ -874,9 +985,9 @@ class ByteLevelLM:
     def _compact(self, items: list[_Text]) -> None:
         """Drop the cache slots of states no live state descends from.
 
-        Every query attends over the whole cache (masked), so dead branches would make each call
-        slower as the tree grows. Live: the root and the ancestors of every state that still
-        holds a profile (only those can get children).
+        Every query attends over its text's whole cache row (masked), so dead branches would make
+        each call slower as the tree grows. Live: the root and the ancestors of every state that
+        still holds a profile (only those can get children).
         """
         import torch
 
@@ -887,26 +998,41 @@ class ByteLevelLM:
                 while m is not None and id(m) not in live:
                     live[id(m)] = m
                     m = m.parent
-        nodes = sorted((m for m in live.values() if m.slot is not None), key=lambda m: m.slot)
-        if len(nodes) > 0.75 * self._n_slots:
+        lay = self._layout
+        by_row: dict[int, list[_Node]] = {}
+        for m in live.values():
+            if m.slot is not None and m.parent is not None:
+                by_row.setdefault(self._rows[m.text], []).append(m)
+        n_live = sum(len(v) for v in by_row.values()) + lay.n_rows
+        if n_live > 0.75 * lay.lens.sum():
             return
         # dead evaluated nodes must never be reached again with a stale slot
         for m in live.values():
             dead = [t for t, c in m.children.items() if c.slot is not None and id(c) not in live]
             for t in dead:
                 del m.children[t]
-        idx = torch.tensor([m.slot for m in nodes], dtype=torch.long)
+        w = 1 + max((len(v) for v in by_row.values()), default=0)
+        slot_idx = np.zeros((lay.n_rows, w), dtype=np.int64)  # padding repeats the root slot
+        lens = np.minimum(lay.lens, 1)
+        for row, ns in by_row.items():
+            ns.sort(key=lambda m: m.slot)  # ascending old slots: parents before children
+            slot_idx[row, 1 : 1 + len(ns)] = [m.slot for m in ns]
+            lens[row] = 1 + len(ns)
+        row_idx = np.broadcast_to(np.arange(lay.n_rows)[:, None], slot_idx.shape)
         for layer in self._cache.layers:
             if getattr(layer, "is_initialized", False):
-                layer.keep_slots(idx.to(layer._k.device))
-        for new, m in enumerate(nodes):  # ascending old slots: parents before children
-            m.slot = new
-            pr = m.parent.runs if m.parent is not None else ()
-            if pr and pr[-1][1] == new:
-                m.runs = pr[:-1] + ((pr[-1][0], new + 1),)
-            else:
-                m.runs = pr + ((new, new + 1),)
-        self._n_slots = len(nodes)
+                dev = layer._k.device
+                layer.keep_slots(torch.from_numpy(np.ascontiguousarray(row_idx)).to(dev),
+                                 torch.from_numpy(slot_idx).to(dev))
+        for ns in by_row.values():
+            for new, m in enumerate(ns, start=1):
+                m.slot = new
+                pr = m.parent.runs
+                if pr and pr[-1][1] == new:
+                    m.runs = pr[:-1] + ((pr[-1][0], new + 1),)
+                else:
+                    m.runs = pr + ((new, new + 1),)
+        lay.lens = lens
 
     def _free(self, it: _Text, i: int) -> None:
         """Drop profiles that no hypothesis can use any more (their path is behind us)."""

@@ -196,7 +196,7 @@ def test_cache_compaction_changes_nothing(tiny_tokenizer, tiny_model, merge):
     blm = ByteLevelLM(tiny_model, tiny_tokenizer, **kw)
     blm._compact_every = 4
     got = blm.next_byte_proba_batch(texts)
-    assert blm._n_slots < blm.stats_.n_tokens_evaluated  # slots were really dropped
+    assert blm._layout.lens.sum() < blm.stats_.n_tokens_evaluated  # slots were really dropped
     for r, g in zip(ref, got, strict=True):
         np.testing.assert_allclose(g, r, atol=1e-5)
 
@@ -359,3 +359,18 @@ def test_smollm2_rows_are_distributions(smollm2, text, method):
     rows = blm.next_byte_proba(text)
     assert np.isfinite(rows).all() and (rows >= 0).all()
     np.testing.assert_allclose(rows.sum(1), 1, atol=1e-9)
+
+
+def test_model_without_attention_interface_is_rejected(tiny_tokenizer, tiny_model):
+    class Legacy(type(tiny_model)):
+        _supports_attention_backend = False
+
+    legacy = Legacy(tiny_model.config).eval()
+    with pytest.raises(TypeError, match="attention interface"):
+        ByteLevelLM(legacy, tiny_tokenizer).next_byte_proba("the")
+
+
+def test_model_attention_setting_is_restored(tiny_tokenizer, tiny_model):
+    before = tiny_model.config._attn_implementation
+    ByteLevelLM(tiny_model, tiny_tokenizer, beam_width=2).next_byte_proba_batch(["the", "cat"])
+    assert tiny_model.config._attn_implementation == before
