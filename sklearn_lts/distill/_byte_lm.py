@@ -165,8 +165,7 @@ class _TreeLayout:
         self.lens = np.zeros(n_rows, dtype=np.int64)  # used slots per row
         self.width = 0  # row length the next call reads (max over rows, after its writes)
         self.dst = self.src = None  # (row, slot) written by each query; query per write
-        self.rows = None  # rows that have queries (None: all of them)
-        self.qidx = self.mask = self.flat = self.dst_q = None  # see _tree_attention
+        self.buckets: list = []  # batched attention groups, see _attention_buckets
 
 
 def _tree_layer_class():
@@ -225,8 +224,10 @@ def _tree_attention(module, query, key, value, attention_mask, scaling=None, dro
     """Attention of each query over its own text's row of the cache, with a tree mask.
 
     ``query`` is (1, heads, Q, d) for the Q tokens of the call; ``key``/``value`` are
-    (texts, kv heads, width, d). The queries are regrouped per text into (rows, heads, q_max, d),
-    one batched SDPA call covers all texts, and the outputs go back to the call's order.
+    (texts, kv heads, width, d). The queries are regrouped per text (see
+    :func:`_attention_buckets`), with the query heads that share a kv head packed along the query
+    axis (no copies of the keys per head); one SDPA call per bucket covers many texts, and the
+    outputs go back to the call's order.
     """
     import torch
 
@@ -238,18 +239,41 @@ def _tree_attention(module, query, key, value, attention_mask, scaling=None, dro
         )
     if kwargs.get("softcap") is not None or kwargs.get("sliding_window") is not None:
         raise NotImplementedError("ByteLevelLM supports neither soft-capping nor sliding windows")
-    lay = tree_layout
-    if lay.rows is not None:
-        key, value = key.index_select(0, lay.rows), value.index_select(0, lay.rows)
-    q = query[0][:, lay.qidx].transpose(0, 1)  # (rows, heads, q_max, d)
-    o = torch.nn.functional.scaled_dot_product_attention(
-        q, key, value, attn_mask=lay.mask, scale=scaling, enable_gqa=q.shape[1] != key.shape[1]
-    )
-    r, h, qm, d = o.shape
-    o = o.transpose(1, 2).reshape(r * qm, h, d)
+    h, d = query.shape[1], query.shape[-1]
+    g = h // key.shape[1]  # query heads per kv head: packed into the query axis
     out = query.new_empty((query.shape[2], h, d))
-    out[lay.dst_q] = o[lay.flat]
+    for rows, qidx, mask, flat, dst_q, w in tree_layout.buckets:
+        k = key[:, :, :w].index_select(0, rows)
+        v = value[:, :, :w].index_select(0, rows)
+        r, qm = qidx.shape
+        q = query[0][:, qidx].transpose(0, 1).reshape(r, k.shape[1], g * qm, d)
+        m = mask[:, :, None].expand(r, 1, g, qm, w).reshape(r, 1, g * qm, w) if g > 1 else mask
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=scaling)
+        o = o.reshape(r, h, qm, d).transpose(1, 2).reshape(r * qm, h, d)
+        out[dst_q] = o[flat]
     return out[None], None
+
+
+def _attention_buckets(per_row: dict[int, list[int]], lens: np.ndarray, cap: int = 4):
+    """Group the queries of a call for batched attention with little padding.
+
+    Each text's queries are cut into chunks of at most ``cap`` (each chunk is one batch entry
+    of SDPA, reading its text's cache row), and the chunks are bucketed by row length, halving
+    from the longest, so that short rows are not padded to the longest one.
+    Returns ``(rows, chunks, width)`` per bucket.
+    """
+    entries = sorted(
+        ((int(lens[row]), row, qs[s : s + cap]) for row, qs in per_row.items()
+         for s in range(0, len(qs), cap)),
+        key=lambda e: -e[0],
+    )
+    buckets: list[tuple[list[int], list[list[int]], int]] = []
+    for n, row, chunk in entries:
+        if not buckets or n <= buckets[-1][2] // 2:
+            buckets.append(([], [], n))
+        buckets[-1][0].append(row)
+        buckets[-1][1].append(chunk)
+    return buckets
 
 
 def _register_tree_attention() -> None:
@@ -702,26 +726,26 @@ class ByteLevelLM:
             src.append(r)
             per_row.setdefault(row, []).append(r)
         width = int(lens.max())
-        rows = sorted(per_row)
-        q_max = max(len(v) for v in per_row.values())
-        allow = np.zeros((len(rows), q_max, width), dtype=bool)
-        allow[:, :, 0] = True  # padding queries attend to the root (never all -inf)
-        qidx = np.zeros((len(rows), q_max), dtype=np.int64)
-        flat, dst_q = [], []
-        for i, row in enumerate(rows):
-            for j, r in enumerate(per_row[row]):
-                qidx[i, j] = r
-                for a, b in nodes[r].runs:
-                    allow[i, j, a:b] = True
-                flat.append(i * q_max + j)
-                dst_q.append(r)
         dev = next(self.model.parameters()).device
         lt = lambda v: torch.as_tensor(np.asarray(v, dtype=np.int64), device=dev)  # noqa: E731
         lay.width = width
         lay.dst, lay.src = (lt(dst_row), lt(dst_slot)), lt(src)
-        lay.rows = None if len(rows) == lay.n_rows else lt(rows)
-        lay.qidx, lay.flat, lay.dst_q = lt(qidx), lt(flat), lt(dst_q)
-        lay.mask = torch.from_numpy(allow).to(dev)[:, None]
+        lay.buckets = []
+        for rows_b, chunks, w in _attention_buckets(per_row, lens):
+            qcap = max(map(len, chunks))
+            allow = np.zeros((len(chunks), qcap, w), dtype=bool)
+            allow[:, :, 0] = True  # padding queries attend to the root (never all -inf)
+            qidx = np.zeros((len(chunks), qcap), dtype=np.int64)
+            flat, dst_q = [], []
+            for i, chunk in enumerate(chunks):
+                for j, r in enumerate(chunk):
+                    qidx[i, j] = r
+                    for a, b in nodes[r].runs:
+                        allow[i, j, a:b] = True
+                    flat.append(i * qcap + j)
+                    dst_q.append(r)
+            lay.buckets.append((lt(rows_b), lt(qidx), torch.from_numpy(allow).to(dev)[:, None],
+                                lt(flat), lt(dst_q), w))
         ids = torch.tensor([[n.token for n in nodes]], device=dev)
         pos = torch.tensor([[n.depth for n in nodes]], device=dev)
         cfg = self.model.config
