@@ -257,11 +257,18 @@ def _tree_attention(module, query, key, value, attention_mask, scaling=None, dro
 def _attention_buckets(per_row: dict[int, list[int]], lens: np.ndarray, cap: int = 4):
     """Group the queries of a call for batched attention with little padding.
 
-    Each text's queries are cut into chunks of at most ``cap`` (each chunk is one batch entry
-    of SDPA, reading its text's cache row), and the chunks are bucketed by row length, halving
-    from the longest, so that short rows are not padded to the longest one.
-    Returns ``(rows, chunks, width)`` per bucket.
+    Each text's queries are cut into chunks of at most ``max(cap, mean queries per text)``
+    (each chunk is one batch entry of SDPA, reading its text's cache row), and the chunks are
+    bucketed by row length, halving from the longest, so that short rows are not padded to the
+    longest one. Returns ``(rows, chunks, width)`` per bucket.
+
+    Examples
+    --------
+    >>> b = _attention_buckets({0: [0, 1], 1: [2, 3, 4, 5, 6], 2: [7]}, np.array([40, 50, 10]))
+    >>> [(rows, chunks, w) for rows, chunks, w in b]
+    [([1, 1, 0], [[2, 3, 4, 5], [6], [0, 1]], 50), ([2], [[7]], 10)]
     """
+    cap = max(cap, -(-sum(map(len, per_row.values())) // max(len(per_row), 1)))
     entries = sorted(
         ((int(lens[row]), row, qs[s : s + cap]) for row, qs in per_row.items()
          for s in range(0, len(qs), cap)),
@@ -287,7 +294,7 @@ class _Node:
 
     __slots__ = (
         "parent", "token", "depth", "text", "offset", "slot", "runs", "logw", "children",
-        "canon", "cm", "cont", "end_p", "p_eos", "plan",
+        "canon", "cm", "end_p", "p_eos", "plan",
     )
 
     def __init__(self, parent, token, depth, text, offset, canon=-1):
@@ -302,7 +309,6 @@ class _Node:
         self.children: dict[int, _Node] = {}
         self.canon = canon  # index in the canonical tokenization if all ancestors are canonical
         self.cm = None  # profile: child masses (depth+1, 256)
-        self.cont = None
         self.end_p = None
         self.p_eos = 0.0
         self.plan = None
@@ -477,7 +483,7 @@ class ByteLevelLM:
         self.token_bytes_, self._trie = _vocabulary(tokenizer, v, bos_token_id, eos_token_id)
         self.stats_ = ConversionStats()
         self._layer_cls = None
-        self._compact_every = 64  # bytes between clean-ups of dead profiles and cache slots
+        self._compact_every = 16  # bytes between clean-ups of dead profiles and cache slots
         import inspect
 
         # transformers >= 5.x renamed past_key_values to cache
@@ -786,7 +792,6 @@ class ByteLevelLM:
                 n = nodes[r]
                 n.plan = plan
                 n.cm = cm[k]
-                n.cont = n.cm.sum(-1)
                 n.end_p = [e[k] for e in end_p]
                 n.p_eos = float(rows[k, eos]) if eos is not None else 0.0
                 item.alive.append(n)
@@ -1063,7 +1068,7 @@ class ByteLevelLM:
         keep = []
         for n in it.alive:
             if n.offset + n.plan.depth < i:
-                n.cm = n.cont = n.end_p = None
+                n.cm = n.end_p = None
                 n.plan = None
             else:
                 keep.append(n)
