@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     plain([texts[0][:300]])  # warm-up
     t_plain, n_tok = plain()
-    print(f"plain forward: {t_plain:.1f} s, {n_tok} tokens, {n_bytes / t_plain:.0f} bytes/s")
+    print(f"plain forward: {t_plain:.1f} s, {n_tok} tokens, {n_bytes / t_plain:.0f} bytes/s",
+          flush=True)
     # the same bytes in longer windows: short texts make the plain pass itself slower per byte
     long_texts = split_text(raw, args.bytes, args.plain_window)
     t_plain_long, _ = plain(long_texts)
