@@ -289,6 +289,17 @@ def _register_tree_attention() -> None:
     AttentionInterface.register(_TREE_ATTENTION, _tree_attention)
 
 
+def _extend_runs(parent_runs: tuple, slot: int) -> tuple:
+    """Ancestor slots of a node (as ``(start, stop)`` runs of its cache row) plus its own slot.
+
+    >>> _extend_runs(((0, 3),), 3), _extend_runs(((0, 3),), 7)
+    (((0, 4),), ((0, 3), (7, 8)))
+    """
+    if parent_runs and parent_runs[-1][1] == slot:
+        return parent_runs[:-1] + ((parent_runs[-1][0], slot + 1),)
+    return parent_runs + ((slot, slot + 1),)
+
+
 class _Node:
     """A state: a token sequence (a node of the token tree)."""
 
@@ -722,11 +733,7 @@ class ByteLevelLM:
             row = self._rows[n.text]
             n.slot = int(lens[row])
             lens[row] += 1
-            pr = n.parent.runs
-            if pr and pr[-1][1] == n.slot:
-                n.runs = pr[:-1] + ((pr[-1][0], n.slot + 1),)
-            else:
-                n.runs = pr + ((n.slot, n.slot + 1),)
+            n.runs = _extend_runs(n.parent.runs, n.slot)
             dst_row.append(row)
             dst_slot.append(n.slot)
             src.append(r)
@@ -1056,11 +1063,7 @@ class ByteLevelLM:
         for ns in by_row.values():
             for new, m in enumerate(ns, start=1):
                 m.slot = new
-                pr = m.parent.runs
-                if pr and pr[-1][1] == new:
-                    m.runs = pr[:-1] + ((pr[-1][0], new + 1),)
-                else:
-                    m.runs = pr + ((new, new + 1),)
+                m.runs = _extend_runs(m.parent.runs, new)
         lay.lens = lens
 
     def _free(self, it: _Text, i: int) -> None:
