@@ -44,7 +44,7 @@ def _job(common: dict, extra: dict, train, heldout, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from sklearn_lts.distill._distiller import ByteDistiller
+    from sklearn_lts.distill import ByteDistiller
 
     t0 = time.perf_counter()
     bd = ByteDistiller(**{**common, **extra})
@@ -68,7 +68,7 @@ def _teacher_job(common: dict, heldout, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from sklearn_lts.distill._distiller import ByteDistiller
+    from sklearn_lts.distill import ByteDistiller
 
     t0 = time.perf_counter()
     bpb = ByteDistiller(**common).bits_per_byte(heldout, model="teacher")
@@ -122,9 +122,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=os.path.join(HERE, "results", "distill"))
     args = ap.parse_args(argv)
 
-    from sklearn_lts.distill._demo import hamlet_documents
+    from sklearn_lts.datasets import load_hamlet
 
-    docs = hamlet_documents()
+    docs = load_hamlet()
     train = docs[: args.train_docs]
     start = int(len(docs) * args.heldout_start)
     if start < args.train_docs:

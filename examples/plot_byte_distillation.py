@@ -32,11 +32,11 @@ import torch
 from transformers import GPT2Config
 
 from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
-from sklearn_lts.distill._demo import hamlet_documents
-from sklearn_lts.distill._distiller import ByteDistiller
+from sklearn_lts.datasets import load_hamlet
+from sklearn_lts.distill import ByteDistiller
 
 torch.set_num_threads(1)
-docs = hamlet_documents(doc_bytes=300)
+docs = load_hamlet(doc_bytes=300)
 train, heldout = docs[:8], docs[60:62]
 
 # A small teacher: trained for a few steps with plain next-token CE on more text.

@@ -11,7 +11,7 @@ __version__ = "0.1.0.dev0"
 __all__ = ["ByteDistiller", "SentenceEmbedder", "SoftLabelPrototypeClassifier", "__version__"]
 
 _LAZY = {
-    "ByteDistiller": "sklearn_lts.distill._distiller",
+    "ByteDistiller": "sklearn_lts.distill",
     "SentenceEmbedder": "sklearn_lts.embedding",
 }
 

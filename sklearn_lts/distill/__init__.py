@@ -1,16 +1,28 @@
-"""Distillation half: byte-level cross-tokenizer distillation (text in, a student model out)."""
+"""Distillation half: byte-level cross-tokenizer distillation (text in, a student model out).
+
+Public surface:
+
+* :class:`ByteDistiller`: the estimator (teacher byte targets -> student + byte head);
+* :class:`ByteLevelLM`: a token-level causal LM seen as a next-byte model;
+* :class:`ByteTargetCache`: teacher byte targets on disk, computed once per text;
+* :func:`token_bytes` / :class:`TokenBytes`: the token -> bytes table of a tokenizer, and
+  :class:`VocabTrie`, the byte trie over it.
+"""
 
 from sklearn_lts.distill._byte_lm import ByteLevelLM, ConversionStats
+from sklearn_lts.distill._constants import EOT, N_BYTE_SYMBOLS, ROW_WIDTH
+from sklearn_lts.distill._distiller import ByteDistiller
 from sklearn_lts.distill._targets import ByteTargetCache, byte_lm_fingerprint, text_hash
 from sklearn_lts.distill._token_bytes import (
     TokenBytes,
     UnsupportedTokenizerError,
-    VocabTrie,
     token_bytes,
     token_bytes_table,
 )
+from sklearn_lts.distill._trie import VocabTrie
 
 __all__ = [
+    "ByteDistiller",
     "ByteLevelLM",
     "ConversionStats",
     "ByteTargetCache",
@@ -21,4 +33,7 @@ __all__ = [
     "VocabTrie",
     "token_bytes",
     "token_bytes_table",
+    "EOT",
+    "N_BYTE_SYMBOLS",
+    "ROW_WIDTH",
 ]

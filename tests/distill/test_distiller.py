@@ -10,8 +10,7 @@ from sklearn.base import clone
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
-from sklearn_lts.distill import ByteLevelLM
-from sklearn_lts.distill._distiller import ByteDistiller
+from sklearn_lts.distill import ByteDistiller, ByteLevelLM
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. Naïve café, déjà vu.",

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sklearn_lts.distill._byte_lm import path_profile
-from sklearn_lts.distill._token_bytes import (
+from sklearn_lts.distill import (
     UnsupportedTokenizerError,
     VocabTrie,
     token_bytes,
     token_bytes_table,
 )
+from sklearn_lts.distill._byte_lm import path_profile
 
 TEXT = "Hello wörld, 日本 😀!\n\tx  y"
 
