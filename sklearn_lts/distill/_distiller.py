@@ -1,9 +1,12 @@
-"""ByteDistiller: byte-level cross-tokenizer distillation as a scikit-learn estimator."""
+"""ByteDistiller: byte-level cross-tokenizer distillation as a scikit-learn estimator.
+
+Estimator glue only: the teacher (:mod:`._teacher`), the student (:mod:`._student`), the
+objectives (:mod:`._objectives`), the training loop (:mod:`._trainer`), scoring
+(:mod:`._scoring`) and weights on disk (:mod:`._serialization`) each live in their own module.
+"""
 
 from __future__ import annotations
 
-import copy
-import json
 import math
 import os
 
@@ -11,18 +14,26 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from sklearn_lts.distill._align import EOT, align_text, token_bytes_table
 from sklearn_lts.distill._byte_lm import ByteLevelLM
+from sklearn_lts.distill._document import make_documents
 from sklearn_lts.distill._heads import make_byte_head
 from sklearn_lts.distill._losses import first_byte_index
-from sklearn_lts.distill._targets import ByteTargetCache
-from sklearn_lts.distill._trainer import Document, last_hidden, make_windows, train_student
+from sklearn_lts.distill._objectives import BLD, SFT, ULD
+from sklearn_lts.distill._scoring import byte_head_rows, mean_hidden, windows_nll
+from sklearn_lts.distill._serialization import (
+    pack_module,
+    read_folder,
+    save_folder,
+    unpack_head,
+    unpack_student,
+)
+from sklearn_lts.distill._student import PLACEHOLDER, add_lora, bos_pad, build_student
+from sklearn_lts.distill._teacher import load_teacher, teacher_byte_rows, teacher_uld
+from sklearn_lts.distill._token_bytes import cached_token_bytes
+from sklearn_lts.distill._trainer import TrainConfig, train_student
 
 __all__ = ["ByteDistiller"]
 
-_PLACEHOLDER = "<unsaved object: "  # what a (model, tokenizer) parameter becomes on save/pickle
-_FRESH_STUDENTS = ("random-gpt2", "random-sentencepiece")
-_DEFAULT_STUDENT_CONFIG = {"n_layer": 4, "n_embd": 256, "n_head": 4}
 _ULD_TOP_K = 64  # teacher probabilities kept per position for ULD (the rest is one tail bucket)
 
 
@@ -40,17 +51,8 @@ def _describe(obj) -> str:
     if obj is None or isinstance(obj, str):
         return obj
     names = "+".join(type(o).__name__ for o in (obj if isinstance(obj, tuple) else (obj,)))
-    return f"{_PLACEHOLDER}{names}>"
+    return f"{PLACEHOLDER}{names}>"
 
-
-
-def _from_pretrained(name: str, role: str):
-    """(model, tokenizer) from a local path or hub name; refuses a save/pickle placeholder."""
-    if name.startswith(_PLACEHOLDER):
-        raise ValueError(f"{role}={name!r} was dropped on save/pickle; set_params it again")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
 
 class ByteDistiller(TransformerMixin, BaseEstimator):
     """Cross-tokenizer distillation of a causal LM through a byte-level interface (BLD).
@@ -218,7 +220,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         self.verbose = verbose
         self.cache_dir = cache_dir
 
-    # ------------------------------------------------------------------ helpers: models
+    # ------------------------------------------------------------------ models
     def _device(self) -> str:
         if self.device is not None:
             return self.device
@@ -238,109 +240,14 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         cached = getattr(self, "_teacher_cache", None)
         if cached is not None and cached[0] is self.teacher:
             return cached[1]
-        t = self.teacher
-        if t is None:
-            from sklearn_lts._models import load_smollm2
-
-            default_dir = None
-            if self.cache_dir is not None:
-                default_dir = os.path.join(self._cache_root(), "smollm2-135m")
-            model, tok = load_smollm2(default_dir)
-        elif isinstance(t, str):
-            model, tok = _from_pretrained(t, "teacher")
-        elif isinstance(t, tuple) and len(t) == 2:
-            model, tok = t
-        else:
-            raise TypeError("teacher must be None, a path/name or a (model, tokenizer) pair")
-        model.eval()
-        model.to(self._device())
-        out = (model, tok)
+        cache_dir = self._cache_root() if self.cache_dir is not None else None
+        out = load_teacher(self.teacher, self._device(), cache_dir)
         self._teacher_cache = (self.teacher, out)
         return out
-
-    def _load_student(self):
-        import torch
-        from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
-        from transformers.configuration_utils import PretrainedConfig
-
-        s = self.student
-        if s is None or s in _FRESH_STUDENTS:
-            from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
-
-            tok = sentencepiece_tokenizer() if s == "random-sentencepiece" else gpt2_tokenizer()
-            cfg = dict(_DEFAULT_STUDENT_CONFIG)
-            # no dropout: a few hundred steps on a few KB underfit rather than overfit
-            cfg.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-            cfg.update(self.student_config or {})
-            cfg.setdefault("n_positions", max(1024, self.max_length + 1))
-            config = GPT2Config(
-                vocab_size=len(tok),
-                bos_token_id=tok.bos_token_id,
-                eos_token_id=tok.eos_token_id,
-                **cfg,
-            )
-            model = GPT2LMHeadModel(config)
-        elif isinstance(s, str):
-            model, tok = _from_pretrained(s, "student")
-        elif isinstance(s, tuple) and len(s) == 2:
-            obj, tok = s
-            if isinstance(obj, PretrainedConfig):
-                model = AutoModelForCausalLM.from_config(obj)
-            else:
-                model = copy.deepcopy(obj)  # never train the parameter object in place
-        else:
-            raise TypeError("student must be None, a name/path, or a (model|config, tokenizer)")
-        model.to(dtype=torch.float32)
-        return model, tok
-
-    @staticmethod
-    def _bos_pad(tok) -> tuple[int, int]:
-        bos = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        if bos is None:
-            raise ValueError("the tokenizer needs a BOS or EOS token to start each window")
-        pad = tok.pad_token_id if tok.pad_token_id is not None else bos
-        return int(bos), int(pad)
-
-    # ------------------------------------------------------------------ teacher targets
-    def _teacher_byte_rows(self, texts: list[str]) -> list[np.ndarray]:
-        """Teacher next-byte distributions (n_bytes + 1, 257) per text, cached on disk.
-
-        Uses ``ByteLevelLM`` + ``ByteTargetCache`` (memory-mapped, keyed by teacher weights,
-        tokenizer, method and text), so targets are shared by every run, loss and byte head.
-        """
-        model, tok = self._load_teacher()
-        folder = os.path.join(self._cache_root(), "bld_targets")
-        cache = ByteTargetCache(folder, self._byte_lm(model, tok))
-        missing = [t for t in dict.fromkeys(texts) if t not in cache]
-        if missing:
-            cache.precompute(missing, progress=bool(self.verbose))
-        return cache.get_many(texts)
 
     def _byte_lm(self, model, tok):
         """The teacher's byte-level LM (``next_byte_proba(_batch)``: text -> (n + 1, 257))."""
         return ByteLevelLM(model, tok, method=self.byte_method, beam_width=self.beam_width)
-
-    def _teacher_uld(self, texts: list[str]) -> list[tuple[dict, np.ndarray]]:
-        """Per text: {byte offset of a teacher token: row} and the sorted top-k probabilities."""
-        import torch
-
-        model, tok = self._load_teacher()
-        bos, _ = self._bos_pad(tok)
-        table = token_bytes_table(tok)
-        out = []
-        for text in texts:
-            a = align_text(text, tok, table)
-            rows = []
-            with torch.no_grad():
-                for s in range(0, len(a.ids), 1024):
-                    ids = [bos] + a.ids[s : s + 1023].tolist()
-                    x = torch.tensor([ids], device=self._device())
-                    p = torch.softmax(model(input_ids=x).logits[0].float() / self.temperature, -1)
-                    rows.append(torch.topk(p, _ULD_TOP_K, -1).values[: len(ids) - 1].cpu())
-            srt = torch.cat(rows).numpy() if rows else np.zeros((0, _ULD_TOP_K), np.float32)
-            offsets = {int(a.starts[k]): k for k in range(len(a.ids)) if a.lengths[k] > 0}
-            out.append((offsets, srt))
-        return out
 
     # ------------------------------------------------------------------ fit
     def _resolved_max_bytes(self) -> int | None:
@@ -363,8 +270,60 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
 
+    def _teacher_targets(self, texts: list[str]) -> tuple[list | None, list | None]:
+        """(byte rows, ULD targets) per text, whichever the loss needs (else None)."""
+        rows = uld = None
+        if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
+            model, tok = self._load_teacher()
+            folder = os.path.join(self._cache_root(), "bld_targets")
+            rows = teacher_byte_rows(self._byte_lm(model, tok), texts, folder, bool(self.verbose))
+        if self.loss == "uld":
+            model, tok = self._load_teacher()
+            uld = teacher_uld(model, tok, texts, self.temperature, _ULD_TOP_K)
+        return rows, uld
+
+    def _objective(self, model, tok, with_rows: bool):
+        """The training objective and the byte head it trains (None when it trains none)."""
+        if self.loss == "sft":
+            return SFT(), None
+        if self.loss == "uld":
+            return ULD(kl_weight=self.kl_weight, temperature=self.temperature), None
+        n_logits, d_model = model.get_output_embeddings().weight.shape
+        first_byte = None  # token id -> first byte, only for the token-head byte KL
+        if with_rows and self.token_kl_weight:
+            first_byte = first_byte_index(cached_token_bytes(tok).token_bytes, n_logits)
+        mb = self._resolved_max_bytes()
+        objective = BLD(
+            max_bytes=mb, byte_ce_weight=self.byte_ce_weight, kl_weight=self.kl_weight,
+            temperature=self.temperature, token_kl_weight=self.token_kl_weight,
+            first_byte=first_byte,
+        )
+        return objective, make_byte_head(self.byte_head, d_model, mb)
+
+    def _eval_recorder(self, model, tok, eval_X, eval_every: int):
+        """``(callback, curve)``: held-out bits per byte at step 0 and every ``eval_every``."""
+        if eval_X is None:
+            return None, []
+        eval_texts, curve = _check_texts(eval_X), []
+
+        def evaluate(step, *_):
+            if step % eval_every and step != self.max_steps and step:
+                return
+            was_training = model.training
+            model.eval()
+            nll, nb = windows_nll(model, tok, eval_texts, self.max_length)
+            model.train(was_training)
+            curve.append((step, nll / math.log(2) / max(nb, 1)))
+
+        evaluate(0)
+        return evaluate, curve
+
     def fit(self, X, y=None, eval_X=None, eval_every: int = 10):
         """Distil the teacher into the student on the texts ``X``.
+
+        Five steps: teacher targets (cached on disk), the student, its documents (student
+        tokens aligned with the teacher targets by byte offset), the objective with its byte
+        head, and the training loop.
 
         Parameters
         ----------
@@ -389,130 +348,50 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         seed = self.random_state
         if seed is None:
             seed = int(np.random.default_rng().integers(2**31 - 1))
-        rng = np.random.default_rng(seed)
-        device = self._device()
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG alone
             # Teacher work first: loading (or converting) the teacher may draw from the global
             # RNG, and must not change the student's initialisation between a first run (targets
             # computed) and a later one (targets read from the cache).
-            teacher_rows = uld = None
-            if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
-                teacher_rows = self._teacher_byte_rows(texts)
-            if self.loss == "uld":
-                uld = self._teacher_uld(texts)
+            rows, uld = self._teacher_targets(texts)
             torch.manual_seed(seed)
-            model, tok = self._load_student()
-            table = token_bytes_table(tok)
-            docs = [
-                Document(t.encode("utf-8"), align_text(t, tok, table)) for t in texts
-            ]
-            if teacher_rows is not None:
-                for d, rows in zip(docs, teacher_rows, strict=True):
-                    d.teacher_rows = rows
-            if uld is not None:
-                for d, (offsets, srt) in zip(docs, uld, strict=True):
-                    d.uld_offsets, d.uld_sorted = offsets, srt
-            d_model = model.get_output_embeddings().weight.shape[1]
-            mb = self._resolved_max_bytes()
-            head = make_byte_head(self.byte_head, d_model, mb) if self.loss == "bld" else None
-            if self.lora:
-                try:
-                    from peft import LoraConfig, get_peft_model
-                except ImportError as e:  # pragma: no cover - optional dependency
-                    raise ImportError('lora= needs peft: pip install "sklearn-lts[lora]"') from e
-                model = get_peft_model(model, LoraConfig(**self.lora))
-            model.to(device)
-            if head is not None:
-                head.to(device)
-            bos, pad = self._bos_pad(tok)
-            first_byte = None  # token id -> first byte, only for the token-head byte KL
-            if teacher_rows is not None and self.token_kl_weight:
-                first_byte = first_byte_index(table, model.get_output_embeddings().weight.shape[0])
-            callback, curve = None, []
-            if eval_X is not None:
-                eval_texts = _check_texts(eval_X)
-
-                def evaluate(step):
-                    model.eval()
-                    nll, nb = self._windows_nll(model, tok, eval_texts, self.max_length)
-                    model.train()
-                    curve.append((step, nll / math.log(2) / max(nb, 1)))
-
-                def callback(step, *_):
-                    if step % eval_every == 0 or step == self.max_steps:
-                        evaluate(step)
-
-                evaluate(0)
-            self.history_ = train_student(
-                model,
-                head,
-                docs,
-                loss=self.loss,
-                bos_id=bos,
-                pad_id=pad,
-                max_length=self.max_length,
-                batch_size=self.batch_size,
-                max_steps=self.max_steps,
-                learning_rate=self.learning_rate,
-                max_bytes=mb,
-                byte_ce_weight=self.byte_ce_weight,
-                kl_weight=self.kl_weight,
-                temperature=self.temperature,
-                token_kl_weight=self.token_kl_weight,
-                first_byte=first_byte,
-                rng=rng,
-                verbose=self.verbose,
-                callback=callback,
-            )
-            for step, bpb in curve:
-                if step > 0:
-                    self.history_[step - 1]["eval_bits_per_byte"] = bpb
-            self.eval_curve_ = np.asarray(curve, dtype=float).reshape(-1, 2)
-        if self.lora:
-            model = model.merge_and_unload()
-        model.eval()
-        self.student_ = model
-        self.student_tokenizer_ = tok
-        self.byte_head_ = head
-        self.max_token_bytes_ = mb
-        self.n_train_bytes_ = int(sum(len(d.data) for d in docs))
+            model, tok = build_student(self.student, self.student_config, self.max_length)
+            docs = make_documents(texts, tok, rows, uld)
+            objective, head = self._objective(model, tok, rows is not None)
+            self._train(model, tok, head, docs, objective, np.random.default_rng(seed),
+                        eval_X, eval_every)
         return self
 
+    def _train(self, model, tok, head, docs, objective, rng, eval_X, eval_every) -> None:
+        """Train on ``docs`` and set the fitted attributes."""
+        if self.lora:
+            model = add_lora(model, self.lora)
+        model.to(self._device())
+        if head is not None:
+            head.to(self._device())
+        bos, pad = bos_pad(tok)
+        config = TrainConfig(
+            max_steps=self.max_steps, batch_size=self.batch_size,
+            learning_rate=self.learning_rate, max_length=self.max_length,
+            verbose=bool(self.verbose),
+        )
+        callback, curve = self._eval_recorder(model, tok, eval_X, eval_every)
+        self.history_ = train_student(
+            model, head, docs, objective, config, bos_id=bos, pad_id=pad, rng=rng,
+            callback=callback,
+        )
+        for step, bpb in curve:
+            if step > 0:
+                self.history_[step - 1]["eval_bits_per_byte"] = bpb
+        self.eval_curve_ = np.asarray(curve, dtype=float).reshape(-1, 2)
+        if self.lora:
+            model = model.merge_and_unload()
+        self.student_ = model.eval()
+        self.student_tokenizer_ = tok
+        self.byte_head_ = head
+        self.max_token_bytes_ = self._resolved_max_bytes()
+        self.n_train_bytes_ = int(sum(len(d.data) for d in docs))
+
     # ------------------------------------------------------------------ predict-time
-    def _windows_nll(self, model, tok, texts: list[str], max_length: int) -> tuple[float, int]:
-        """Summed next-token NLL (nats) of ``texts`` under ``model`` and their byte count."""
-        import torch
-
-        bos, pad = self._bos_pad(tok)
-        table = token_bytes_table(tok)
-        docs = [Document(t.encode("utf-8"), align_text(t, tok, table)) for t in texts]
-        windows = make_windows(docs, max_length)
-        device = next(model.parameters()).device
-        total = 0.0
-        with torch.no_grad():
-            for i in range(0, len(windows), 8):
-                chunk = windows[i : i + 8]
-                t_max = max(e - s for _, s, e in chunk)
-                ids = torch.full((len(chunk), t_max), pad, dtype=torch.long)
-                labels = torch.full((len(chunk), t_max), -100, dtype=torch.long)
-                attn = torch.zeros((len(chunk), t_max), dtype=torch.long)
-                for j, (d, s, e) in enumerate(chunk):
-                    toks = torch.from_numpy(docs[d].align.ids[s:e])
-                    ids[j, 0] = bos
-                    ids[j, 1 : e - s] = toks[:-1]
-                    labels[j, : e - s] = toks
-                    attn[j, : e - s] = 1
-                logits = model(input_ids=ids.to(device), attention_mask=attn.to(device)).logits
-                total += float(
-                    torch.nn.functional.cross_entropy(
-                        logits.float().reshape(-1, logits.shape[-1]),
-                        labels.to(device).reshape(-1),
-                        ignore_index=-100,
-                        reduction="sum",
-                    )
-                )
-        return total, int(sum(len(d.data) for d in docs))
-
     def bits_per_byte(self, X, model: str = "student") -> float:
         """Bits per UTF-8 byte of ``X`` under the student's (or teacher's) own token head.
 
@@ -537,7 +416,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             m, tok = self._load_teacher()
         else:
             raise ValueError("model must be 'student' or 'teacher'")
-        nll, n_bytes = self._windows_nll(m, tok, texts, self.max_length)
+        nll, n_bytes = windows_nll(m, tok, texts, self.max_length)
         return nll / math.log(2) / max(n_bytes, 1)
 
     def score(self, X, y=None) -> float:
@@ -566,29 +445,10 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         -------
         ndarray of float32
         """
-        import torch
-
         check_is_fitted(self)
         texts = _check_texts(X)
         tok, model = self.student_tokenizer_, self.student_
-        bos, _ = self._bos_pad(tok)
-        table = token_bytes_table(tok)
-        device = next(model.parameters()).device
-        out = []
-        with torch.no_grad():
-            for text in texts:
-                ids = align_text(text, tok, table).ids
-                acc, n = None, 0
-                # windows of [BOS] + up to max_length - 1 tokens; pool over the text tokens
-                step = max(self.max_length - 1, 1)
-                for s in range(0, max(len(ids), 1), step):
-                    x = torch.tensor([[bos] + ids[s : s + step].tolist()], device=device)
-                    _, h = last_hidden(model, x, torch.ones_like(x))
-                    h = h[0, 1:] if x.shape[1] > 1 else h[0]
-                    acc = h.sum(0) if acc is None else acc + h.sum(0)
-                    n += h.shape[0]
-                out.append((acc / n).float().cpu().numpy())
-        return np.stack(out)
+        return np.stack([mean_hidden(model, tok, t, self.max_length) for t in texts])
 
     def next_byte_proba(self, text: str) -> np.ndarray:
         """The student byte head's next-byte distributions along ``text``.
@@ -608,48 +468,13 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         -------
         ndarray of shape (n_bytes + 1, 257)
         """
-        import torch
-
         check_is_fitted(self)
         if self.byte_head_ is None:
             raise ValueError(f"loss={self.loss!r} trains no byte head")
-        tok, model, head = self.student_tokenizer_, self.student_, self.byte_head_
-        bos, _ = self._bos_pad(tok)
-        a = align_text(text, tok, token_bytes_table(tok))
-        data = text.encode("utf-8")
-        n = len(data)
-        out = np.full((n + 1, EOT + 1), np.nan, dtype=np.float64)
-        device = next(model.parameters()).device
-        step = max(self.max_length - 1, 1)
-        L = len(a.ids)
-        with torch.no_grad():
-            for s in range(0, L + 1, step):
-                e = min(s + step, L)
-                x = torch.tensor([[bos] + a.ids[s:e].tolist()], device=device)
-                _, h = last_hidden(model, x, torch.ones_like(x))
-                # position p predicts token s + p; position e - s predicts what follows e
-                preds = list(range(s, e)) + ([L] if e == L else [])
-                lens = [int(a.lengths[t]) if t < L else 1 for t in preds]
-                k = max(max(lens), 1)
-                if self.max_token_bytes_ is not None:
-                    k = min(k, self.max_token_bytes_)
-                gold = torch.full((len(preds), k), -100, dtype=torch.long)
-                for r, t in enumerate(preds):
-                    if t < L:
-                        st = int(a.starts[t])
-                        seg = data[st : st + min(lens[r], k)]
-                        gold[r, : len(seg)] = torch.tensor(list(seg), dtype=torch.long)
-                    else:
-                        gold[r, 0] = 0  # slot 0 only; its value is not read by the decoder
-                logits = head(h[0, : len(preds)], gold.to(device))
-                probs = torch.softmax(logits.float()[..., : EOT + 1], -1).cpu().numpy()
-                for r, t in enumerate(preds):
-                    st = int(a.starts[t]) if t < L else n
-                    for j in range(min(lens[r], probs.shape[1])):
-                        out[st + j] = probs[r, j]
-                if e == L:
-                    break
-        return out
+        return byte_head_rows(
+            self.student_, self.byte_head_, self.student_tokenizer_, text, self.max_length,
+            self.max_token_bytes_,
+        )
 
     # ------------------------------------------------------------------ persistence
     def _json_params(self) -> dict:
@@ -663,38 +488,28 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
 
         Layout: ``student/`` (``save_pretrained``: safetensors weights, config, tokenizer),
         ``byte_head.safetensors`` (if any) and ``distiller.json`` (parameters, byte-head
-        config, history). No pickles. ``teacher``/``student`` parameters that are model
-        objects are stored as a placeholder string.
+        config, history, SHA-256 of every weight file). No pickles. ``teacher``/``student``
+        parameters that are model objects are stored as a placeholder string.
 
         Parameters
         ----------
         path : str
         """
-        from safetensors.torch import save_file
-
         check_is_fitted(self)
-        os.makedirs(path, exist_ok=True)
-        self.student_.save_pretrained(os.path.join(path, "student"))
-        self.student_tokenizer_.save_pretrained(os.path.join(path, "student"))
-        head_cfg = None
-        if self.byte_head_ is not None:
-            sd = {k: v.detach().cpu().contiguous() for k, v in self.byte_head_.state_dict().items()}
-            save_file(sd, os.path.join(path, "byte_head.safetensors"))
-            head_cfg = self.byte_head_.config()
         meta = {
-            "format": "sklearn_lts.ByteDistiller/1",
             "params": self._json_params(),
-            "byte_head": head_cfg,
             "max_token_bytes_": self.max_token_bytes_,
             "n_train_bytes_": self.n_train_bytes_,
             "history_": self.history_,
         }
-        with open(os.path.join(path, "distiller.json"), "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
+        save_folder(path, self.student_, self.student_tokenizer_, self.byte_head_, meta)
 
     @classmethod
     def load(cls, path: str, device: str | None = None) -> ByteDistiller:
         """Restore an estimator written by :meth:`save`.
+
+        Only safetensors weights are read, and each must match the checksum recorded by
+        :meth:`save`.
 
         Parameters
         ----------
@@ -706,24 +521,16 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         -------
         ByteDistiller
         """
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import json
 
         with open(os.path.join(path, "distiller.json"), encoding="utf-8") as f:
-            meta = json.load(f)
-        params = meta["params"]
+            params = json.load(f)["params"]
         if device is not None:
             params["device"] = device
         est = cls(**params)
-        sdir = os.path.join(path, "student")
-        est.student_tokenizer_ = AutoTokenizer.from_pretrained(sdir)
-        est.student_ = AutoModelForCausalLM.from_pretrained(sdir).to(est._device()).eval()
-        est.byte_head_ = None
-        if meta["byte_head"] is not None:
-            est.byte_head_ = _head_from_config(meta["byte_head"])
-            from safetensors.torch import load_file
-
-            est.byte_head_.load_state_dict(load_file(os.path.join(path, "byte_head.safetensors")))
-            est.byte_head_.to(est._device()).eval()
+        meta, est.student_, est.student_tokenizer_, est.byte_head_ = read_folder(
+            path, est._device()
+        )
         est.max_token_bytes_ = meta["max_token_bytes_"]
         est.n_train_bytes_ = meta["n_train_bytes_"]
         est.history_ = meta["history_"]
@@ -734,62 +541,19 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         return type(self)(**self.get_params(deep=False))
 
     def __getstate__(self):
-        from safetensors.torch import save
-
         state = {k: v for k, v in self.__dict__.items() if k != "_teacher_cache"}
         for k in ("teacher", "student"):
             if not (state[k] is None or isinstance(state[k], str)):
                 state[k] = _describe(state[k])
         if "student_" in state:
-            m = state["student_"]
-            sd = {k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}
-            state["student_"] = {
-                "config": m.config.to_dict(),
-                # tied weights share storage: safetensors wants them stored once
-                "weights": save(_untie(sd)),
-            }
+            state["student_"] = pack_module(state["student_"], state["student_"].config.to_dict())
         if state.get("byte_head_") is not None:
-            h = state["byte_head_"]
-            sd = {k: v.detach().cpu().contiguous() for k, v in h.state_dict().items()}
-            state["byte_head_"] = {"config": h.config(), "weights": save(sd)}
+            state["byte_head_"] = pack_module(state["byte_head_"], state["byte_head_"].config())
         return state
 
     def __setstate__(self, state):
-        from safetensors.torch import load
-
-        st = state.get("student_")
-        if isinstance(st, dict):
-            from transformers import AutoConfig, AutoModelForCausalLM
-
-            cfg = dict(st["config"])
-            config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
-            model = AutoModelForCausalLM.from_config(config)
-            model.load_state_dict(load(st["weights"]), strict=False)
-            model.tie_weights()
-            state["student_"] = model.eval()
-        bh = state.get("byte_head_")
-        if isinstance(bh, dict):
-            head = _head_from_config(bh["config"])
-            head.load_state_dict(load(bh["weights"]))
-            state["byte_head_"] = head.eval()
+        if isinstance(state.get("student_"), dict):
+            state["student_"] = unpack_student(state["student_"])
+        if isinstance(state.get("byte_head_"), dict):
+            state["byte_head_"] = unpack_head(state["byte_head_"])
         self.__dict__.update(state)
-
-
-def _untie(sd: dict) -> dict:
-    seen: dict = {}
-    out = {}
-    for k, v in sd.items():
-        ptr = (v.data_ptr(), tuple(v.shape))
-        if ptr in seen:
-            continue  # a tied copy (e.g. lm_head = wte); restored by tie_weights()
-        seen[ptr] = k
-        out[k] = v
-    return out
-
-
-def _head_from_config(cfg: dict):
-    cfg = dict(cfg)
-    kind = cfg.pop("kind")
-    d_model = cfg.pop("d_model")
-    max_bytes = cfg.pop("max_bytes")
-    return make_byte_head(kind, d_model, max_bytes, **cfg)

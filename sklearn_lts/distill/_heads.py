@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from sklearn_lts.distill._align import N_BYTE_SYMBOLS
+from sklearn_lts.distill._constants import N_BYTE_SYMBOLS
 
 __all__ = ["LinearByteHead", "TransformerByteHead", "make_byte_head"]
 

@@ -17,14 +17,23 @@ The byte trie over such a table lives in :mod:`sklearn_lts.distill._trie`.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import weakref
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from sklearn_lts.distill._vocab_hf import (
+    has_dummy_prefix,
+    is_byte_fallback,
+    is_byte_level,
+    is_normalizing,
+    read_pipeline,
+)
 
 __all__ = [
     "TokenBytes",
     "token_bytes",
     "token_bytes_table",
+    "cached_token_bytes",
     "UnsupportedTokenizerError",
 ]
 
@@ -109,90 +118,74 @@ def _check_coverage(tb: list[bytes | None], what: str) -> list[int]:
     return missing
 
 
-def _walk(obj: Any, key: str) -> list[dict]:
-    """All dicts with a ``"type"`` in a tokenizers JSON component (which may be a Sequence)."""
-    if not isinstance(obj, dict):
-        return []
-    out = [obj] if "type" in obj else []
-    for k in ("normalizers", "pretokenizers", "decoders", "processors"):
-        for sub in obj.get(k) or []:
-            out += _walk(sub, key)
-    return out
+def _normalizing_error(name: str, model_type: str) -> UnsupportedTokenizerError:
+    return UnsupportedTokenizerError(
+        f"{name} ({model_type or 'unknown model'}) cannot represent arbitrary bytes: it "
+        "normalises the text (lower-casing / accent stripping), maps unknown characters to "
+        "an [UNK] token and decodes word pieces with context-dependent spaces, so its token "
+        "sequences do not define a distribution over byte strings."
+    )
+
+
+def _byte_level_table(strs: list[str | None], skip: set[int], size: int) -> list[bytes | None]:
+    """Byte-level BPE pieces -> bytes through GPT-2's printable alphabet."""
+    tb: list[bytes | None] = [None] * size
+    for i, s in enumerate(strs):
+        if s is None or i in skip or not s or any(c not in _BYTE_DECODER for c in s):
+            continue
+        tb[i] = bytes(_BYTE_DECODER[c] for c in s)
+    return tb
+
+
+def _piece_table(strs: list[str | None], skip: set[int], size: int) -> list[bytes | None]:
+    """SentencePiece pieces -> bytes: ``"\u2581"`` is a space, ``<0xNN>`` the raw byte NN."""
+    tb: list[bytes | None] = [None] * size
+    for i, s in enumerate(strs):
+        if s is None or i in skip or not s:
+            continue
+        if len(s) == 6 and s.startswith("<0x") and s.endswith(">"):
+            try:
+                tb[i] = bytes([int(s[3:5], 16)])
+                continue
+            except ValueError:
+                pass
+        tb[i] = s.replace("\u2581", " ").encode("utf-8")
+    return tb
+
+
+def _slow_tokenizer_family(tok: Any, strs: list[str | None]) -> tuple[bool, bool, bool]:
+    """(byte-level, byte fallback, dummy prefix) guessed from a slow tokenizer's vocabulary."""
+    vocab = set(s for s in strs if s is not None)
+    byte_level = all(c in vocab for c in _BYTE_DECODER)
+    fallback = not byte_level and all(f"<0x{b:02X}>" in vocab for b in range(256))
+    dummy = bool(getattr(tok, "add_prefix_space", True)) and getattr(
+        tok, "legacy", True
+    ) is not None
+    return byte_level, fallback, dummy
 
 
 def _hf_token_bytes(tok: Any, vocab_size: int | None) -> TokenBytes:
+    """TokenBytes of a Hugging Face tokenizer (fast: from its pipeline; slow: guessed)."""
+    name = type(tok).__name__
+    pipe = read_pipeline(tok)
+    if is_normalizing(pipe):
+        raise _normalizing_error(name, pipe.model_type)
     n_tok = len(tok)
     size = max(n_tok, vocab_size or 0)
-    spec: dict = {}
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is not None:
-        # the components one by one: the whole JSON (with merges) is slow to parse
-        spec["model"] = {
-            "type": type(backend.model).__name__,
-            "byte_fallback": bool(getattr(backend.model, "byte_fallback", False)),
-        }
-        for part in ("normalizer", "pre_tokenizer", "decoder"):
-            comp = getattr(backend, part, None)
-            spec[part] = json.loads(comp.__getstate__()) if comp is not None else None
-    model_type = (spec.get("model") or {}).get("type", "")
-    normalizers = _walk(spec.get("normalizer"), "normalizers")
-    pretoks = _walk(spec.get("pre_tokenizer"), "pretokenizers")
-    decoders = _walk(spec.get("decoder"), "decoders")
-    name = type(tok).__name__
-    if model_type == "WordPiece" or any(
-        n["type"] in ("Lowercase", "BertNormalizer", "StripAccents") for n in normalizers
-    ):
-        raise UnsupportedTokenizerError(
-            f"{name} ({model_type or 'unknown model'}) cannot represent arbitrary bytes: it "
-            "normalises the text (lower-casing / accent stripping), maps unknown characters to "
-            "an [UNK] token and decodes word pieces with context-dependent spaces, so its token "
-            "sequences do not define a distribution over byte strings."
-        )
     special = set(getattr(tok, "all_special_ids", []) or [])
     special |= set((getattr(tok, "added_tokens_decoder", None) or {}).keys())
-    id_to_tok = tok.convert_ids_to_tokens(list(range(n_tok)))
-    strs = [t if isinstance(t, str) else None for t in id_to_tok]
-    is_byte_level = any(d["type"] == "ByteLevel" for d in decoders + pretoks)
-    is_fallback = (spec.get("model") or {}).get("byte_fallback", False) or any(
-        d["type"] == "ByteFallback" for d in decoders
-    )
-    if not spec:  # a slow tokenizer: guess from the vocabulary strings
-        vocab = set(s for s in strs if s is not None)
-        is_byte_level = all(c in vocab for c in _BYTE_DECODER)
-        is_fallback = not is_byte_level and all(f"<0x{b:02X}>" in vocab for b in range(256))
-    prefix = b""
-    tb: list[bytes | None] = [None] * size
-    if is_byte_level:
-        family = "byte_level_bpe"
-        for i, s in enumerate(strs):
-            if s is None or i in special or not s or any(c not in _BYTE_DECODER for c in s):
-                continue
-            tb[i] = bytes(_BYTE_DECODER[c] for c in s)
-        if any(p["type"] == "ByteLevel" and p.get("add_prefix_space") for p in pretoks):
-            prefix = b" "
+    pieces = tok.convert_ids_to_tokens(list(range(n_tok)))
+    strs = [t if isinstance(t, str) else None for t in pieces]
+    if pipe.known:
+        byte_level, fallback = is_byte_level(pipe), is_byte_fallback(pipe)
+        dummy = has_dummy_prefix(pipe, byte_level)
     else:
-        family = "sentencepiece_byte_fallback" if is_fallback else "plain"
-        for i, s in enumerate(strs):
-            if s is None or i in special or not s:
-                continue
-            if len(s) == 6 and s.startswith("<0x") and s.endswith(">"):
-                try:
-                    tb[i] = bytes([int(s[3:5], 16)])
-                    continue
-                except ValueError:
-                    pass
-            tb[i] = s.replace("\u2581", " ").encode("utf-8")
-        dummy = any(
-            p["type"] == "Metaspace" and p.get("prepend_scheme", "always") in ("first", "always")
-            and p.get("add_prefix_space", True)
-            for p in pretoks
-        ) or any(n["type"] == "Prepend" and n.get("prepend") == "\u2581" for n in normalizers)
-        if not spec:
-            dummy = bool(getattr(tok, "add_prefix_space", True)) and getattr(
-                tok, "legacy", True
-            ) is not None
-        if dummy:
-            prefix = b" "
+        byte_level, fallback, dummy = _slow_tokenizer_family(tok, strs)
+    if byte_level:
+        family, tb = "byte_level_bpe", _byte_level_table(strs, special, size)
+    else:
+        family = "sentencepiece_byte_fallback" if fallback else "plain"
+        tb = _piece_table(strs, special, size)
     missing = _check_coverage(tb, name)
     bos = getattr(tok, "bos_token_id", None)
     eos = getattr(tok, "eos_token_id", None)
@@ -201,7 +194,7 @@ def _hf_token_bytes(tok: Any, vocab_size: int | None) -> TokenBytes:
     if bos is None:
         raise UnsupportedTokenizerError(f"{name} has neither a BOS nor an EOS token to start from.")
     return TokenBytes(
-        tuple(tb), family, prefix, int(bos), None if eos is None else int(eos),
+        tuple(tb), family, b" " if dummy else b"", int(bos), None if eos is None else int(eos),
         {"missing_bytes": missing},
     )
 
@@ -271,17 +264,11 @@ def token_bytes(
     else:
         tb = _hf_token_bytes(tokenizer, vocab_size)
     if vocab_size is not None and vocab_size > len(tb):
-        tb = TokenBytes(
-            tb.token_bytes + (None,) * (vocab_size - len(tb)), tb.family, tb.prefix,
-            tb.bos_token_id, tb.eos_token_id, tb.extra,
-        )
-    if bos_token_id is not None or eos_token_id is not None:
-        tb = TokenBytes(
-            tb.token_bytes, tb.family, tb.prefix,
-            tb.bos_token_id if bos_token_id is None else int(bos_token_id),
-            tb.eos_token_id if eos_token_id is None else int(eos_token_id),
-            tb.extra,
-        )
+        tb = replace(tb, token_bytes=tb.token_bytes + (None,) * (vocab_size - len(tb)))
+    if bos_token_id is not None:
+        tb = replace(tb, bos_token_id=int(bos_token_id))
+    if eos_token_id is not None:
+        tb = replace(tb, eos_token_id=int(eos_token_id))
     # BOS and EOS are special whatever their spelling: they never come from text bytes
     specials = {tb.bos_token_id, tb.eos_token_id} - {None}
     if any(s < len(tb) and tb.token_bytes[s] is not None for s in specials):
@@ -289,9 +276,7 @@ def token_bytes(
         for s in specials:
             if s < len(seq):
                 seq[s] = None
-        tb = TokenBytes(
-            tuple(seq), tb.family, tb.prefix, tb.bos_token_id, tb.eos_token_id, tb.extra
-        )
+        tb = replace(tb, token_bytes=tuple(seq))
     return tb
 
 
@@ -307,3 +292,42 @@ def token_bytes_table(tokenizer: Any) -> list[bytes | None]:
     if isinstance(tokenizer, dict):
         return list(_tiktoken_bytes(tokenizer, None, 0, None).token_bytes)
     return list(token_bytes(tokenizer).token_bytes)
+
+
+_CACHE: list[tuple[weakref.ref, tuple, TokenBytes]] = []  # a few recently used tokenizers
+
+
+def cached_token_bytes(
+    tokenizer: Any,
+    vocab_size: int | None = None,
+    *,
+    bos_token_id: int | None = None,
+    eos_token_id: int | None = None,
+) -> TokenBytes:
+    """:func:`token_bytes`, remembered per tokenizer object (reading a vocabulary takes ~1 s).
+
+    Entries are keyed by the tokenizer's identity (a weak reference: nothing is written onto the
+    user's object), its current length and the arguments, so a tokenizer that gained tokens, or
+    another vocabulary size or BOS/EOS id, never gets a table built for something else.
+
+    Examples
+    --------
+    >>> from sklearn_lts._models import gpt2_tokenizer
+    >>> tok = gpt2_tokenizer()
+    >>> cached_token_bytes(tok) is cached_token_bytes(tok)
+    True
+    >>> cached_token_bytes(tok, eos_token_id=0).eos_token_id
+    0
+    """
+    key = (len(tokenizer), vocab_size, bos_token_id, eos_token_id)
+    for ref, k, tb in _CACHE:
+        if ref() is tokenizer and k == key:
+            return tb
+    tb = token_bytes(tokenizer, vocab_size, bos_token_id=bos_token_id, eos_token_id=eos_token_id)
+    try:
+        ref = weakref.ref(tokenizer)
+    except TypeError:  # e.g. a plain dict vocabulary: cheap to rebuild, not cached
+        return tb
+    _CACHE.append((ref, key, tb))
+    del _CACHE[:-4]
+    return tb

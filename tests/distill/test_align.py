@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
-from sklearn_lts.distill._align import align_text, gather_byte_targets, token_bytes_table
+from sklearn_lts.distill import token_bytes_table
+from sklearn_lts.distill._align import align_text, gather_byte_targets
 
 TEXTS = [
     "Héllo wörld, naïve café.",
@@ -83,3 +84,22 @@ def test_gather_caps_slots():
                                      teacher_rows=np.eye(7, 257, dtype=np.float32))
     assert gold.tolist() == [[97, 98, 99], [101, 102, -100]]
     assert rows[0, 2].argmax() == 2 and rows[1, 1].argmax() == 5 and rows[1, 2].sum() == 0
+
+
+def test_wordpiece_student_gets_the_unsupported_tokenizer_reason():
+    from transformers import AutoTokenizer
+
+    from sklearn_lts._models import minilm_path
+    from sklearn_lts.distill import UnsupportedTokenizerError
+
+    tok = AutoTokenizer.from_pretrained(minilm_path())  # lower-casing WordPiece
+    before = dict(vars(tok))
+    with pytest.raises(UnsupportedTokenizerError, match="lower-casing"):
+        align_text("Hello World", tok)
+    assert vars(tok).keys() == before.keys()  # nothing written onto the user's tokenizer
+
+
+def test_alignment_writes_nothing_onto_the_tokenizer(tok):
+    before = set(vars(tok))
+    align_text("Héllo", tok)
+    assert set(vars(tok)) == before

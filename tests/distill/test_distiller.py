@@ -10,7 +10,7 @@ from sklearn.base import clone
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
-from sklearn_lts.distill import ByteDistiller, ByteLevelLM
+from sklearn_lts.distill import ByteDistiller, ByteLevelLM, ByteTargetCache
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. Naïve café, déjà vu.",
@@ -121,15 +121,17 @@ def test_first_run_equals_cached_run(teacher, student_spec, tmp_path, monkeypatc
         return real(self, texts)
 
     monkeypatch.setattr(ByteLevelLM, "next_byte_proba_batch", drawing)
-    real_uld = ByteDistiller._teacher_uld
+    from sklearn_lts.distill import _distiller
 
-    def drawing_uld(self, texts):
+    real_uld = _distiller.teacher_uld
+
+    def drawing_uld(*args):
         torch.rand(1000)
-        return real_uld(self, texts)
+        return real_uld(*args)
 
-    monkeypatch.setattr(ByteDistiller, "_teacher_uld", drawing_uld)
+    monkeypatch.setattr(_distiller, "teacher_uld", drawing_uld)
     first = _bd(teacher, student_spec, tmp_path, loss=loss, kl_weight=1.0).fit(TEXTS)
-    monkeypatch.setattr(ByteDistiller, "_teacher_uld", real_uld)
+    monkeypatch.setattr(_distiller, "teacher_uld", real_uld)
     again = _bd(teacher, student_spec, tmp_path, loss=loss, kl_weight=1.0).fit(TEXTS)
     assert [h["loss"] for h in first.history_] == [h["loss"] for h in again.history_]
 
@@ -230,8 +232,11 @@ def test_targets_come_from_the_teacher_byte_lm(teacher, student_spec, tmp_path):
     text = "Héllo 🦀 world, the beam."
     bd = _bd(teacher, student_spec, tmp_path, byte_method="beam", beam_width=2, max_steps=1)
     bd.fit([text])
-    rows = bd._teacher_byte_rows([text])[0]
-    ref = ByteLevelLM(teacher[0], teacher[1], method="beam", beam_width=2).next_byte_proba(text)
+    byte_lm = ByteLevelLM(teacher[0], teacher[1], method="beam", beam_width=2)
+    cache = ByteTargetCache(os.path.join(str(tmp_path), "bld_targets"), byte_lm)
+    assert text in cache  # fit stored the targets where the cache of this teacher looks
+    rows = cache.get(text)
+    ref = byte_lm.next_byte_proba(text)
     np.testing.assert_allclose(rows, ref, atol=1e-6)
 
 
@@ -293,3 +298,18 @@ def test_lora_trains_only_the_adapters_and_merges(teacher, student_spec, tmp_pat
     # only the adapted projections moved; embeddings, MLPs and norms stayed frozen
     assert changed and all(".attn.c_attn.weight" in k for k in changed)
     assert np.isfinite(bd.score(TEXTS[:2]))
+
+
+def test_wordpiece_student_is_refused_with_the_reason(teacher, tmp_path):
+    from transformers import AutoTokenizer
+
+    from sklearn_lts._models import minilm_path
+    from sklearn_lts.distill import UnsupportedTokenizerError
+
+    tok = AutoTokenizer.from_pretrained(minilm_path())
+    cfg = GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=16, n_head=2)
+    bd = _bd(teacher, (cfg, tok), tmp_path, loss="sft", max_steps=1)
+    with pytest.raises(UnsupportedTokenizerError, match="lower-casing"):
+        bd.fit(TEXTS)
+    assert not any("sklearn_lts" in k for k in vars(tok))
+
