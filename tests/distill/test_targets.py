@@ -1,4 +1,8 @@
-"""The on-disk teacher-target cache: keyed, memory-mapped, resumable."""
+"""The on-disk teacher-target cache: keyed, memory-mapped, resumable, safe for concurrent writers.
+
+Damage and recovery: test_targets_integrity.py; keys: test_targets_keys.py; interleaved
+interruptions (hypothesis): test_targets_property.py.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,26 @@ import os
 import numpy as np
 import pytest
 
-from sklearn_lts.distill import ByteLevelLM, ByteTargetCache, byte_lm_fingerprint
+from sklearn_lts.distill import ByteLevelLM, ByteTargetCache, byte_lm_fingerprint, text_hash
 
 TEXTS = ["the cat", "sat on", "the mat.", "café", "", "a"]
+
+
+def fake_rows(text):
+    """Rows of the fake byte LMs: a distribution per byte offset, different for every text."""
+    n = len(text.encode()) + 1
+    r = np.arange(n * 257, dtype=np.float64).reshape(n, 257) + int(text_hash(text)[:6], 16)
+    return r / r.sum(1, keepdims=True)
+
+
+def assert_serves_exactly(cache, texts):
+    """Every text's rows are what the fake LM gave (float32, bit for bit)."""
+    for t in texts:
+        np.testing.assert_array_equal(cache.get(t), fake_rows(t).astype(np.float32))
+
+
+def data_file(cache, number=0):
+    return os.path.join(cache.path, f"rows-{number:05d}.f32")
 
 
 class Counting:
@@ -24,9 +45,7 @@ class Counting:
             if self.fail_after is not None and len(self.calls) >= self.fail_after:
                 raise KeyboardInterrupt("simulated interruption")
             self.calls.append(t)
-            n = len(t.encode()) + 1
-            r = np.arange(n * 257, dtype=np.float64).reshape(n, 257) + len(t)
-            out.append(r / r.sum(1, keepdims=True))
+            out.append(fake_rows(t))
         return out
 
 
@@ -52,7 +71,7 @@ def test_resume_after_interruption(tmp_path):
     done = ByteTargetCache(str(tmp_path), key="k")
     assert len(done) == 2  # the first batch of 2 finished; the 3rd text was in flight
     # simulate a torn write: garbage after the last indexed row
-    with open(os.path.join(done.path, "rows.f32"), "ab") as f:
+    with open(data_file(done), "ab") as f:
         f.write(b"\x00" * 1000)
     fresh = Counting()
     resumed = ByteTargetCache(str(tmp_path), fresh, key="k")
@@ -61,8 +80,9 @@ def test_resume_after_interruption(tmp_path):
     ref = Counting().next_byte_proba_batch(TEXTS)
     for t, r in zip(TEXTS, ref, strict=True):
         np.testing.assert_allclose(resumed.get(t), r, rtol=1e-6)
-    size = os.path.getsize(os.path.join(resumed.path, "rows.f32"))
-    assert size == sum(r.size for r in ref) * 4  # the torn bytes were dropped
+    assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS)
+    # the torn bytes are never served and never cut (a reader may map the file): dead space
+    assert os.path.getsize(data_file(resumed)) == sum(r.size for r in ref) * 4 + 1000
 
 
 def test_key_depends_on_model_tokenizer_and_method(tmp_path, tiny_model, tiny_tokenizer):
@@ -83,3 +103,69 @@ def test_key_depends_on_model_tokenizer_and_method(tmp_path, tiny_model, tiny_to
     cache = ByteTargetCache(str(tmp_path), a)
     cache.precompute(["the cat"], progress=False)
     np.testing.assert_allclose(cache.get("the cat"), a.next_byte_proba("the cat"), atol=1e-6)
+
+
+class Slow(Counting):
+    """A fake LM slow enough for writers in other processes to overlap with it."""
+
+    def next_byte_proba_batch(self, texts):
+        import time
+
+        time.sleep(0.01 * len(texts))
+        return super().next_byte_proba_batch(texts)
+
+
+def _write_in_child(root, texts, results):
+    cache = ByteTargetCache(root, Slow(), key="k")
+    results.put(cache.precompute(texts, batch_size=3, progress=False))
+
+
+def test_concurrent_writers(tmp_path):
+    """Writers in several processes at once: each text is stored once, intact, and a reader
+    polling meanwhile only ever gets exact rows."""
+    import multiprocessing
+    import warnings
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("needs the fork start method (the children must not re-import torch)")
+    ctx = multiprocessing.get_context("fork")
+    texts = [f"text {i} " * (1 + i % 4) for i in range(24)]
+    results = ctx.Queue()
+    children = [
+        ctx.Process(target=_write_in_child, args=(str(tmp_path), texts[k::2] + texts, results))
+        for k in range(3)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: not used here
+        for c in children:
+            c.start()
+    while any(c.is_alive() for c in children):
+        reader = ByteTargetCache(str(tmp_path), key="k")
+        present = [t for t in texts if t in reader]
+        assert_serves_exactly(reader, present)
+    for c in children:
+        c.join()
+        assert c.exitcode == 0
+    assert sum(results.get(timeout=5) for _ in children) == len(texts)  # each text once
+    with open(os.path.join(tmp_path, "k", "index.jsonl")) as f:
+        assert len(f.readlines()) == len(texts)
+    assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), texts)
+
+
+def test_messages_and_progress_bar(tmp_path, caplog, capsys):
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="sklearn_lts")
+    cache = ByteTargetCache(str(tmp_path), Counting(), key="k")
+    assert any(cache.path in r.getMessage() for r in caplog.records)  # where the cache is
+    caplog.clear()
+    assert cache.precompute(TEXTS, batch_size=2, progress=True) == len(TEXTS)
+    assert "teacher byte targets" in capsys.readouterr().err  # the tqdm bar
+    assert "0 of 6 texts cached, 6 to compute" in caplog.text
+    caplog.clear()
+    assert cache.precompute(TEXTS[:2] + ["new"], progress=False) == 1
+    assert "2 of 3 texts cached, 1 to compute" in caplog.text
+    with pytest.raises(KeyError):
+        cache.get("never seen")
+    assert "miss" in caplog.text
+    assert all(r.name == "sklearn_lts" for r in caplog.records)
