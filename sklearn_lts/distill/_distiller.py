@@ -9,52 +9,33 @@ from __future__ import annotations
 
 import math
 import os
+from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_lts.distill._byte_lm import ByteLevelLM
+from sklearn_lts.distill._corpus import check_texts
 from sklearn_lts.distill._document import make_documents
 from sklearn_lts.distill._heads import make_byte_head
 from sklearn_lts.distill._losses import first_byte_index
 from sklearn_lts.distill._objectives import BLD, SFT, ULD
+from sklearn_lts.distill._persistence import PersistenceMixin
 from sklearn_lts.distill._scoring import byte_head_rows, mean_hidden, windows_nll
-from sklearn_lts.distill._serialization import (
-    pack_module,
-    read_folder,
-    save_folder,
-    unpack_head,
-    unpack_student,
-)
-from sklearn_lts.distill._student import PLACEHOLDER, add_lora, bos_pad, build_student
+from sklearn_lts.distill._student import add_lora, bos_pad, build_student
 from sklearn_lts.distill._teacher import load_teacher, teacher_byte_rows, teacher_uld
 from sklearn_lts.distill._token_bytes import cached_token_bytes
-from sklearn_lts.distill._trainer import TrainConfig, train_student
+from sklearn_lts.distill._trainer import TrainConfig, eval_recorder, train_student
 
 __all__ = ["ByteDistiller"]
 
 _ULD_TOP_K = 64  # teacher probabilities kept per position for ULD (the rest is one tail bucket)
 
 
-def _check_texts(X) -> list[str]:
-    if isinstance(X, str):
-        raise TypeError("X must be a list of strings, not a single string")
-    texts = list(X)
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise TypeError("X must be a non-empty list of strings")
-    return texts
-
-
-def _describe(obj) -> str:
-    """JSON-able description of a parameter that may hold model objects."""
-    if obj is None or isinstance(obj, str):
-        return obj
-    names = "+".join(type(o).__name__ for o in (obj if isinstance(obj, tuple) else (obj,)))
-    return f"{PLACEHOLDER}{names}>"
-
-
-class ByteDistiller(TransformerMixin, BaseEstimator):
+class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
     """Cross-tokenizer distillation of a causal LM through a byte-level interface (BLD).
 
     The teacher's next-token distribution is turned into next-byte distributions (one per byte
@@ -174,6 +155,30 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
     >>> bd.score(["Held-out text."])  # minus bits per byte  # doctest: +SKIP
     """
 
+    _parameter_constraints: dict = {
+        "teacher": [None, str, tuple],
+        "student": [None, str, tuple],
+        "byte_head": [StrOptions({"linear", "transformer"})],
+        "max_token_bytes": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
+        "byte_ce_weight": [Interval(Real, 0, None, closed="left")],
+        "kl_weight": [Interval(Real, 0, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "token_kl_weight": [Interval(Real, 0, None, closed="left")],
+        "loss": [StrOptions({"bld", "sft", "uld"})],
+        "byte_method": [StrOptions({"beam", "exact", "lattice", "boundary"})],
+        "beam_width": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "max_steps": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_length": [Interval(Integral, 2, None, closed="left")],
+        "lora": [dict, None],
+        "student_config": [dict, None],
+        "device": [str, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "cache_dir": [str, os.PathLike, None],
+    }
+
     def __init__(
         self,
         teacher=None,
@@ -220,6 +225,28 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         self.verbose = verbose
         self.cache_dir = cache_dir
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Names of the :meth:`transform` columns: ``bytedistiller0``, ``bytedistiller1``, ...
+
+        Parameters
+        ----------
+        input_features : ignored
+
+        Returns
+        -------
+        ndarray of str objects
+        """
+        check_is_fitted(self)
+        d = self.student_.get_output_embeddings().weight.shape[1]
+        return np.asarray([f"bytedistiller{i}" for i in range(d)], dtype=object)
+
     # ------------------------------------------------------------------ models
     def _device(self) -> str:
         if self.device is not None:
@@ -255,20 +282,21 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             return 10 if self.byte_head == "linear" else None
         return self.max_token_bytes
 
-    def _validate_params(self) -> None:
-        if self.loss not in ("bld", "sft", "uld"):
-            raise ValueError(f"loss must be 'bld', 'sft' or 'uld', got {self.loss!r}")
-        if self.byte_head not in ("linear", "transformer"):
-            raise ValueError(f"byte_head must be 'linear' or 'transformer', got {self.byte_head!r}")
-        mb = self._resolved_max_bytes()
-        if mb is not None and (not isinstance(mb, int) or mb < 1):
-            raise ValueError("max_token_bytes must be 'auto', None or a positive int")
-        if self.byte_head == "linear" and mb is None:
-            raise ValueError("byte_head='linear' needs a finite max_token_bytes")
-        if self.max_steps < 0 or self.batch_size < 1 or self.max_length < 2:
-            raise ValueError("need max_steps >= 0, batch_size >= 1 and max_length >= 2")
-        if self.temperature <= 0:
-            raise ValueError("temperature must be positive")
+    def _check_combination(self) -> None:
+        """What the per-parameter constraints cannot see: parameters that conflict."""
+        if self.byte_head == "linear" and self._resolved_max_bytes() is None:
+            raise ValueError(
+                "byte_head='linear' needs a finite max_token_bytes (an int or 'auto'); "
+                "use byte_head='transformer' to supervise every byte of a token"
+            )
+
+    def _seed(self) -> int:
+        """One integer seed from ``random_state`` (None: fresh entropy)."""
+        if self.random_state is None:
+            return int(np.random.default_rng().integers(2**31 - 1))
+        if isinstance(self.random_state, Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
 
     def _teacher_targets(self, texts: list[str]) -> tuple[list | None, list | None]:
         """(byte rows, ULD targets) per text, whichever the loss needs (else None)."""
@@ -300,24 +328,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         )
         return objective, make_byte_head(self.byte_head, d_model, mb)
 
-    def _eval_recorder(self, model, tok, eval_X, eval_every: int):
-        """``(callback, curve)``: held-out bits per byte at step 0 and every ``eval_every``."""
-        if eval_X is None:
-            return None, []
-        eval_texts, curve = _check_texts(eval_X), []
-
-        def evaluate(step, *_):
-            if step % eval_every and step != self.max_steps and step:
-                return
-            was_training = model.training
-            model.eval()
-            nll, nb = windows_nll(model, tok, eval_texts, self.max_length)
-            model.train(was_training)
-            curve.append((step, nll / math.log(2) / max(nb, 1)))
-
-        evaluate(0)
-        return evaluate, curve
-
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, eval_X=None, eval_every: int = 10):
         """Distil the teacher into the student on the texts ``X``.
 
@@ -343,11 +354,12 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         """
         import torch
 
-        self._validate_params()
-        texts = _check_texts(X)
-        seed = self.random_state
-        if seed is None:
-            seed = int(np.random.default_rng().integers(2**31 - 1))
+        self._check_combination()
+        texts = check_texts(X)
+        eval_texts = None if eval_X is None else check_texts(eval_X, "eval_X")
+        if not isinstance(eval_every, Integral) or eval_every < 1:
+            raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
+        seed = self._seed()
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG alone
             # Teacher work first: loading (or converting) the teacher may draw from the global
             # RNG, and must not change the student's initialisation between a first run (targets
@@ -358,10 +370,10 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             docs = make_documents(texts, tok, rows, uld)
             objective, head = self._objective(model, tok, rows is not None)
             self._train(model, tok, head, docs, objective, np.random.default_rng(seed),
-                        eval_X, eval_every)
+                        eval_texts, eval_every)
         return self
 
-    def _train(self, model, tok, head, docs, objective, rng, eval_X, eval_every) -> None:
+    def _train(self, model, tok, head, docs, objective, rng, eval_texts, eval_every) -> None:
         """Train on ``docs`` and set the fitted attributes."""
         if self.lora:
             model = add_lora(model, self.lora)
@@ -374,7 +386,15 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             learning_rate=self.learning_rate, max_length=self.max_length,
             verbose=bool(self.verbose),
         )
-        callback, curve = self._eval_recorder(model, tok, eval_X, eval_every)
+        callback, curve = None, []
+        if eval_texts is not None:
+
+            def held_out_bits_per_byte() -> float:
+                nll, n_bytes = windows_nll(model, tok, eval_texts, self.max_length)
+                return nll / math.log(2) / max(n_bytes, 1)
+
+            callback, curve = eval_recorder(held_out_bits_per_byte, model, eval_every,
+                                            self.max_steps)
         self.history_ = train_student(
             model, head, docs, objective, config, bos_id=bos, pad_id=pad, rng=rng,
             callback=callback,
@@ -408,7 +428,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         -------
         float
         """
-        texts = _check_texts(X)
+        texts = check_texts(X)
         if model == "student":
             check_is_fitted(self)
             m, tok = self.student_, self.student_tokenizer_
@@ -417,7 +437,9 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         else:
             raise ValueError("model must be 'student' or 'teacher'")
         nll, n_bytes = windows_nll(m, tok, texts, self.max_length)
-        return nll / math.log(2) / max(n_bytes, 1)
+        if n_bytes == 0:
+            raise ValueError("X holds no bytes to score (every text is empty)")
+        return nll / math.log(2) / n_bytes
 
     def score(self, X, y=None) -> float:
         """Minus the student's bits per byte on ``X`` (higher is better).
@@ -446,7 +468,7 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
         ndarray of float32
         """
         check_is_fitted(self)
-        texts = _check_texts(X)
+        texts = check_texts(X)
         tok, model = self.student_tokenizer_, self.student_
         return np.stack([mean_hidden(model, tok, t, self.max_length) for t in texts])
 
@@ -475,85 +497,3 @@ class ByteDistiller(TransformerMixin, BaseEstimator):
             self.student_, self.byte_head_, self.student_tokenizer_, text, self.max_length,
             self.max_token_bytes_,
         )
-
-    # ------------------------------------------------------------------ persistence
-    def _json_params(self) -> dict:
-        params = self.get_params(deep=False)
-        for k in ("teacher", "student"):
-            params[k] = _describe(params[k])
-        return params
-
-    def save(self, path: str) -> None:
-        """Write the fitted estimator to the folder ``path``.
-
-        Layout: ``student/`` (``save_pretrained``: safetensors weights, config, tokenizer),
-        ``byte_head.safetensors`` (if any) and ``distiller.json`` (parameters, byte-head
-        config, history, SHA-256 of every weight file). No pickles. ``teacher``/``student``
-        parameters that are model objects are stored as a placeholder string.
-
-        Parameters
-        ----------
-        path : str
-        """
-        check_is_fitted(self)
-        meta = {
-            "params": self._json_params(),
-            "max_token_bytes_": self.max_token_bytes_,
-            "n_train_bytes_": self.n_train_bytes_,
-            "history_": self.history_,
-        }
-        save_folder(path, self.student_, self.student_tokenizer_, self.byte_head_, meta)
-
-    @classmethod
-    def load(cls, path: str, device: str | None = None) -> ByteDistiller:
-        """Restore an estimator written by :meth:`save`.
-
-        Only safetensors weights are read, and each must match the checksum recorded by
-        :meth:`save`.
-
-        Parameters
-        ----------
-        path : str
-        device : str, optional
-            Where to put the student (default: the saved ``device`` parameter's choice).
-
-        Returns
-        -------
-        ByteDistiller
-        """
-        import json
-
-        with open(os.path.join(path, "distiller.json"), encoding="utf-8") as f:
-            params = json.load(f)["params"]
-        if device is not None:
-            params["device"] = device
-        est = cls(**params)
-        meta, est.student_, est.student_tokenizer_, est.byte_head_ = read_folder(
-            path, est._device()
-        )
-        est.max_token_bytes_ = meta["max_token_bytes_"]
-        est.n_train_bytes_ = meta["n_train_bytes_"]
-        est.history_ = meta["history_"]
-        return est
-
-    def __sklearn_clone__(self):
-        # an unfitted copy that shares (does not deep-copy) model objects given as parameters
-        return type(self)(**self.get_params(deep=False))
-
-    def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k != "_teacher_cache"}
-        for k in ("teacher", "student"):
-            if not (state[k] is None or isinstance(state[k], str)):
-                state[k] = _describe(state[k])
-        if "student_" in state:
-            state["student_"] = pack_module(state["student_"], state["student_"].config.to_dict())
-        if state.get("byte_head_") is not None:
-            state["byte_head_"] = pack_module(state["byte_head_"], state["byte_head_"].config())
-        return state
-
-    def __setstate__(self, state):
-        if isinstance(state.get("student_"), dict):
-            state["student_"] = unpack_student(state["student_"])
-        if isinstance(state.get("byte_head_"), dict):
-            state["byte_head_"] = unpack_head(state["byte_head_"])
-        self.__dict__.update(state)

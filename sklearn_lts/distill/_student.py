@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 __all__ = ["PLACEHOLDER", "FRESH_STUDENTS", "build_student", "bos_pad", "add_lora",
-           "from_pretrained"]
+           "from_pretrained", "describe"]
 
 #: What a (model, tokenizer) parameter becomes on save/pickle.
 PLACEHOLDER = "<unsaved object: "
@@ -90,3 +90,11 @@ def add_lora(model, lora: dict):
     except ImportError as e:  # pragma: no cover - optional dependency
         raise ImportError('lora= needs peft: pip install "sklearn-lts[lora]"') from e
     return get_peft_model(model, LoraConfig(**lora))
+
+
+def describe(obj) -> str:
+    """JSON-able description of a parameter that may hold model objects."""
+    if obj is None or isinstance(obj, str):
+        return obj
+    names = "+".join(type(o).__name__ for o in (obj if isinstance(obj, tuple) else (obj,)))
+    return f"{PLACEHOLDER}{names}>"

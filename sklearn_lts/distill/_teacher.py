@@ -43,9 +43,7 @@ def teacher_byte_rows(byte_lm, texts: list[str], folder: str, progress: bool) ->
     by every run, loss and byte head; only the texts not cached yet are computed.
     """
     cache = ByteTargetCache(folder, byte_lm)
-    missing = [t for t in dict.fromkeys(texts) if t not in cache]
-    if missing:
-        cache.precompute(missing, progress=progress)
+    cache.precompute(list(dict.fromkeys(texts)), progress=progress)  # skips cached texts
     return cache.get_many(texts)
 
 

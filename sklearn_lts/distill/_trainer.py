@@ -20,7 +20,9 @@ from sklearn_lts.distill._document import Document
 from sklearn_lts.distill._objectives import Objective
 from sklearn_lts.distill._windows import Window, make_windows, pad_windows
 
-__all__ = ["TrainConfig", "collate", "last_hidden", "train_student", "window_order"]
+__all__ = [
+    "TrainConfig", "collate", "eval_recorder", "last_hidden", "train_student", "window_order"
+]
 
 
 @dataclass
@@ -169,3 +171,25 @@ def train_student(
         bar.close()
     _set_mode(model, head, False)
     return history
+
+
+def eval_recorder(score: Callable[[], float], model, every: int, max_steps: int):
+    """``(callback, curve)`` recording ``score()`` now, every ``every`` steps and at the end.
+
+    ``score`` runs with ``model`` in eval mode; the model's mode is restored afterwards.
+    ``curve`` is the list of ``(step, score)`` pairs, filled as training goes.
+    """
+    curve: list[tuple[int, float]] = []
+
+    def callback(step: int, *_) -> None:
+        if step % every and step != max_steps:
+            return
+        was_training = model.training
+        model.eval()
+        try:
+            curve.append((step, score()))
+        finally:
+            model.train(was_training)
+
+    callback(0)
+    return callback, curve
