@@ -17,6 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from sklearn_lts._device import resolve_device
 from sklearn_lts.distill._byte_lm import ByteLevelLM
 from sklearn_lts.distill._corpus import check_texts
 from sklearn_lts.distill._document import make_documents
@@ -103,8 +104,9 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
     student_config : dict or None, default=None
         Overrides of the fresh student's ``GPT2Config`` (default 4 layers, width 256, 4 heads).
     device : str or None, default=None
-        ``None``: ``"cuda"`` if available, else ``"cpu"``.
-    random_state : int or None, default=None
+        ``None`` or ``"auto"``: CUDA if available, else Apple's MPS, else the CPU (the meaning
+        of ``device`` everywhere in the library); or a torch device string.
+    random_state : int, RandomState instance or None, default=None
         Seeds the student initialisation, the byte head and the batch order.
     verbose : bool, default=False
         tqdm progress bars.
@@ -249,11 +251,7 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ models
     def _device(self) -> str:
-        if self.device is not None:
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolve_device(self.device)
 
     def _cache_root(self) -> str:
         if self.cache_dir is not None:

@@ -6,6 +6,7 @@ pickled estimator, files in a saved folder), configurations as JSON.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -107,6 +108,11 @@ def save_folder(path: str, student, tokenizer, head, meta: dict) -> None:
     from safetensors.torch import save_file
 
     os.makedirs(path, exist_ok=True)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        # batched generation needs a pad token; the copy leaves the caller's tokenizer alone
+        tokenizer = copy.deepcopy(tokenizer)
+        tokenizer.pad_token = tokenizer.eos_token
+    student.config.pad_token_id = tokenizer.pad_token_id
     student.save_pretrained(os.path.join(path, "student"), safe_serialization=True)
     tokenizer.save_pretrained(os.path.join(path, "student"))
     if head is not None:

@@ -129,3 +129,29 @@ def test_feature_names_and_pandas_output(fitted):
 def test_tags_say_text_input():
     tags = ByteDistiller().__sklearn_tags__()
     assert tags.input_tags.string and not tags.input_tags.two_d_array
+
+
+def test_saved_student_has_a_pad_token_and_the_fitted_tokenizer_is_untouched(fitted, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    had_pad = fitted.student_tokenizer_.pad_token
+    fitted.save(os.path.join(tmp_path, "s"))
+    tok = AutoTokenizer.from_pretrained(os.path.join(tmp_path, "s", "student"))
+    model = AutoModelForCausalLM.from_pretrained(os.path.join(tmp_path, "s", "student"))
+    assert tok.pad_token is not None and model.config.pad_token_id == tok.pad_token_id
+    assert fitted.student_tokenizer_.pad_token == had_pad
+    batch = tok(["Hello there", "Hi"], return_tensors="pt", padding=True)
+    out = model.generate(**batch, max_new_tokens=2, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out.shape[0] == 2
+
+
+def test_device_auto_means_the_same_everywhere(monkeypatch):
+    from sklearn_lts._device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device(None) == resolve_device("auto") == "mps"
+    assert ByteDistiller(device=None)._device() == "mps"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert ByteDistiller(device="auto")._device() == "cuda"
+    assert resolve_device("cpu") == "cpu"
