@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 __all__ = ["PLACEHOLDER", "FRESH_STUDENTS", "build_student", "bos_pad", "add_lora",
            "from_pretrained", "describe"]
@@ -18,9 +19,37 @@ def from_pretrained(name: str, role: str):
     """``(model, tokenizer)`` from a local path or hub name; refuses a save/pickle placeholder."""
     if name.startswith(PLACEHOLDER):
         raise ValueError(f"{role}={name!r} was dropped on save/pickle; set_params it again")
+    path = os.path.expanduser(name)
+    if _looks_like_path(name) and not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"{role}={name!r}: no such folder. Pass a folder written by save_pretrained, or a "
+            "Hugging Face model name (downloads need network access; set HF_HUB_OFFLINE=1 to "
+            "fail at once when there is none)"
+        )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+
+
+def _looks_like_path(name: str) -> bool:
+    """A filesystem path rather than a hub name (``org/model`` has exactly one slash)."""
+    return (
+        name.startswith((".", "~", os.sep))
+        or name.count("/") > 1
+        or os.path.exists(os.path.expanduser(name))
+    )
+
+
+def _check_config(cfg: dict) -> None:
+    """Reject student sizes that would only fail deep inside the model."""
+    for key in ("n_layer", "n_embd", "n_head", "n_positions"):
+        v = cfg.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ValueError(f"student_config[{key!r}] must be a positive int, got {v!r}")
+    if cfg["n_embd"] % cfg["n_head"]:
+        raise ValueError(
+            f"student_config: n_embd={cfg['n_embd']} must be a multiple of n_head={cfg['n_head']}"
+        )
 
 
 def _fresh_gpt2(name: str | None, student_config: dict | None, max_length: int):
@@ -35,6 +64,7 @@ def _fresh_gpt2(name: str | None, student_config: dict | None, max_length: int):
     cfg.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     cfg.update(student_config or {})
     cfg.setdefault("n_positions", max(1024, max_length + 1))
+    _check_config(cfg)
     config = GPT2Config(
         vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **cfg
     )

@@ -155,3 +155,20 @@ def test_device_auto_means_the_same_everywhere(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert ByteDistiller(device="auto")._device() == "cuda"
     assert resolve_device("cpu") == "cpu"
+
+
+@pytest.mark.parametrize("cfg, match", [({"n_layer": 0}, "n_layer"), ({"n_head": 3}, "n_head"),
+                                        ({"n_embd": "big"}, "n_embd")])
+def test_bad_student_config_names_the_key(teacher, tmp_path, cfg, match):
+    bd = ByteDistiller(teacher=teacher, student=None, student_config=cfg, loss="sft",
+                       max_steps=1, device="cpu", cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=match):
+        bd.fit(TEXTS)
+
+
+@pytest.mark.parametrize("role", ["teacher", "student"])
+def test_missing_local_model_folder_is_named(teacher, student_spec, tmp_path, role):
+    params = {"teacher": teacher, "student": student_spec, role: str(tmp_path / "no" / "model")}
+    bd = _bd(params["teacher"], params["student"], tmp_path)
+    with pytest.raises(FileNotFoundError, match=f"{role}="):
+        bd.fit(TEXTS)
