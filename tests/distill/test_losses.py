@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from sklearn_lts.distill._losses import (
@@ -105,7 +106,8 @@ def test_byte_ce_gradients_only_through_valid_slots():
     assert z.grad[1, 1].abs().sum() > 0
 
 
-def test_token_byte_kl_equals_hand_computation():
+@pytest.mark.parametrize("T", [1.0, 2.5])
+def test_token_byte_kl_equals_hand_computation(T):
     rng = np.random.default_rng(1)
     table = [b"ab", b"a", b"b", None, b"\xc3\xa9"]  # token 3 has no bytes (special)
     fb = first_byte_index(table, 6)  # one logit slot past the vocabulary
@@ -113,7 +115,7 @@ def test_token_byte_kl_equals_hand_computation():
     logits = rng.normal(size=(3, 6))
     teacher = rng.dirichlet(np.ones(257), size=3)
     mask = np.array([True, False, True])
-    q = np.exp(_np_log_softmax(logits))
+    q = np.exp(_np_log_softmax(logits / T))
     kls = []
     for r in np.flatnonzero(mask):
         marg = np.zeros(257)
@@ -121,10 +123,13 @@ def test_token_byte_kl_equals_hand_computation():
         marg[98] = q[r, 2]
         marg[0xC3] = q[r, 4]
         marg[256] = q[r, 3] + q[r, 5]
-        p = teacher[r]
-        kls.append(np.sum(p * (np.log(p) - np.log(np.maximum(marg, 1e-30)))))
-    got = token_byte_kl(torch.tensor(logits), fb, torch.tensor(teacher), torch.tensor(mask))
-    assert abs(got.item() - np.mean(kls)) < 1e-6
+        p = teacher[r] ** (1 / T)
+        p /= p.sum()  # the teacher row tempered like the student's logits
+        kls.append(np.sum(p * (np.log(p) - np.log(np.maximum(marg, 1e-30)))) * T**2)
+    got = token_byte_kl(torch.tensor(logits), fb, torch.tensor(teacher), torch.tensor(mask), T)
+    ref = np.mean(kls)
+    # float32 inside: 1e-6 absolute at T = 1 (as before), 1e-6 relative for the T**2-scaled value
+    assert abs(got.item() - ref) < 1e-6 * (1.0 if T == 1.0 else ref)
 
 
 def test_token_byte_kl_zero_iff_marginal_matches():
