@@ -8,11 +8,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+from sklearn.utils._param_validation import validate_parameter_constraints
 
 from ._beam import BeamSearch
 from ._boundary import BoundarySearch
+from ._checks import PARAMETER_CONSTRAINTS, check_context, check_text, check_texts, check_vocabulary
 from ._lattice import run_lattice
-from ._runner import ModelRunner
+from ._runner import ModelRunner, eval_mode
 from ._state import ConversionStats, TextState
 from ._tokenize import canonical_ids
 from ._vocab import vocabulary
@@ -74,6 +76,15 @@ class ByteLevelLM:
     bos_token_id, eos_token_id : int, optional
         Override the tokenizer's BOS/EOS (default: BOS, else EOS; and EOS).
 
+    Raises
+    ------
+    ValueError
+        If a parameter is out of its range, if the tokenizer has text tokens beyond the model's
+        output layer or BOS/EOS is not a token of the model, and (when scoring) if a text may
+        need more positions than the model has.
+    TypeError
+        If a text is not a str or bytes.
+
     Attributes
     ----------
     token_bytes_ : TokenBytes
@@ -82,10 +93,15 @@ class ByteLevelLM:
 
     Notes
     -----
-    Rows are float64 and sum to 1 within 1e-12. For tokenizers with a dummy prefix
-    (SentencePiece), the text is scored as the model sees it: conditioned on the prefix space.
+    Rows are float64 and sum to 1 within 1e-12. The model scores in eval mode (no dropout)
+    and without autograd; its train/eval flags are put back after each call. For tokenizers
+    with a dummy prefix (SentencePiece), the text is scored as the model sees it: conditioned on
+    the prefix space.
     Special and added tokens other than EOS never produce text, so their mass is left out
-    (the rows are renormalised). The text must fit in the model's context.
+    (the rows are renormalised). The text must fit in the model's context: with
+    ``method="beam"`` or ``"exact"``, a token sequence can have one token per byte, so a text
+    may have at most ``max_position_embeddings - 1`` bytes; with ``"boundary"`` and
+    ``"lattice"``, its tokenization must fit.
 
     How the LM is called: all states of a text live in one token tree rooted at BOS, the
     key/value cache has one row per text, and each forward call evaluates new tree nodes of
@@ -107,6 +123,8 @@ class ByteLevelLM:
     ((3, 257), True)
     """
 
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
+
     def __init__(
         self,
         model: Any,
@@ -122,10 +140,6 @@ class ByteLevelLM:
         bos_token_id: int | None = None,
         eos_token_id: int | None = None,
     ):
-        if method not in ("beam", "exact", "boundary", "lattice"):
-            raise ValueError(
-                f"method must be 'beam', 'exact', 'lattice' or 'boundary', not {method!r}"
-            )
         self.model = model
         self.tokenizer = tokenizer
         self.method = method
@@ -136,11 +150,15 @@ class ByteLevelLM:
         self.window = window
         self.merge = merge
         self.device = device
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self._validate_params()
         if device != "auto":
             model.to(device)
         out = model.get_output_embeddings()
-        v = out.weight.shape[0] if out is not None else model.config.vocab_size
-        self._vocab = vocabulary(tokenizer, v, bos_token_id, eos_token_id)
+        n_out = out.weight.shape[0] if out is not None else model.config.vocab_size
+        self._vocab = vocabulary(tokenizer, n_out, bos_token_id, eos_token_id)
+        check_vocabulary(self._vocab.tb, n_out, bos_token_id, eos_token_id)
         self.token_bytes_ = self._vocab.tb
         self.stats_ = ConversionStats()
         self._runner: ModelRunner | None = None
@@ -149,6 +167,7 @@ class ByteLevelLM:
     # --------------------------------------------------------------------------------- public
     def next_byte_proba(self, text: str | bytes) -> np.ndarray:
         """Next-byte distributions of one text: array (n_bytes + 1, 257), rows sum to 1."""
+        check_text(text)
         return self.next_byte_proba_batch([text])[0]
 
     def next_byte_log_proba(self, text: str | bytes) -> np.ndarray:
@@ -163,26 +182,25 @@ class ByteLevelLM:
 
     def next_byte_proba_batch(self, texts: Iterable[str | bytes]) -> list[np.ndarray]:
         """Next-byte distributions of several texts; their LM calls are shared."""
-        import torch
-
         t0 = time.perf_counter()
+        self._validate_params()
+        texts = check_texts(texts)
         self.stats_ = ConversionStats()
         runner = self._runner = ModelRunner(self.model, self._vocab, self.batch_size)
         if self.method == "lattice":  # one tree per text: its calls are large on their own
             out = []
-            with torch.inference_mode():
+            with eval_mode(self.model):
                 for k, t in enumerate(texts):
                     runner.reset(1, self.stats_)
                     state = self._text_state(t, k, cache_row=0)
                     run_lattice(state, runner, self._vocab)
                     out.append(state.proba)
         else:
-            texts = list(texts)
             if not texts:
                 return []
             runner.reset(len(texts), self.stats_)
             states = [self._text_state(t, k, cache_row=k) for k, t in enumerate(texts)]
-            with torch.inference_mode():
+            with eval_mode(self.model):
                 self._search(runner).run(states)
             out = [s.proba for s in states]
         runner.release()
@@ -190,6 +208,15 @@ class ByteLevelLM:
         return out
 
     # ------------------------------------------------------------------------------ internals
+    def _validate_params(self) -> None:
+        """Check every parameter against :attr:`_parameter_constraints` (InvalidParameterError,
+        a ValueError, naming the parameter)."""
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            {name: getattr(self, name) for name in self._parameter_constraints},
+            caller_name=type(self).__name__,
+        )
+
     def _text_state(self, text: str | bytes, text_id: int, cache_row: int) -> TextState:
         """The bytes scored and canonical tokenization of a text, checked against the context."""
         tb = self._vocab.tb
@@ -197,18 +224,14 @@ class ByteLevelLM:
         x = tb.prefix + raw
         canon = canonical_ids(self.tokenizer, self._vocab, text, x)
         bounds = list(np.cumsum([len(tb.token_bytes[t]) for t in canon]).astype(int))
-        max_pos = getattr(self.model.config, "max_position_embeddings", None) or getattr(
-            self.model.config, "n_positions", None
-        )
-        if max_pos is not None and len(canon) + self.lookahead + 2 > max_pos:
-            raise ValueError(
-                f"text {text_id} has {len(canon)} tokens, more than the model's context "
-                f"({max_pos}); split it into shorter texts"
-            )
+        state = TextState(text_id, x, len(tb.prefix), canon, bounds, cache_row, self._vocab.trie,
+                          tb.bos_token_id)
+        cfg = self.model.config
+        max_pos = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+        check_context(self.method, state, max_pos)
         self.stats_.n_bytes += len(raw)
         self.stats_.n_canonical_tokens += len(canon)
-        return TextState(text_id, x, len(tb.prefix), canon, bounds, cache_row, self._vocab.trie,
-                         tb.bos_token_id)
+        return state
 
     def _search(self, runner: ModelRunner) -> BeamSearch:
         """The beam of ``method``: exact (no pruning), beam or boundary."""

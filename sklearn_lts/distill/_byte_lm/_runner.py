@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ._attention import (
@@ -25,7 +26,23 @@ from ._math import path_profile
 from ._state import ConversionStats, Node, Profile, TextState
 from ._vocab import Vocabulary
 
-__all__ = ["ModelRunner"]
+__all__ = ["ModelRunner", "eval_mode"]
+
+
+@contextmanager
+def eval_mode(model: Any) -> Iterator[None]:
+    """Score with ``model`` in eval mode (no dropout) and without autograd; afterwards every
+    module's train/eval flag is what it was (a model left in train mode stays so)."""
+    import torch
+
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        for m, training in flags:
+            m.training = training
 
 
 class ModelRunner:
