@@ -10,12 +10,28 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from sklearn_lts.distill._token_bytes import TokenBytes
 
-__all__ = ["PathPlan", "VocabTrie"]
+__all__ = ["PathPlan", "TrieNode", "VocabTrie"]
+
+
+class TrieNode(NamedTuple):
+    """A node of the byte trie: the tokens that start with one byte string ``s``.
+
+    They are the sorted positions ``lo:hi``; the first ``n_end`` of them are exactly ``s`` (an
+    exact match sorts before its extensions), and the rest fall into one contiguous block per
+    next byte: ``child_bytes[c]`` starting at sorted position ``child_starts[c]``.
+    """
+
+    lo: int
+    hi: int
+    n_end: int
+    child_bytes: np.ndarray
+    child_starts: np.ndarray
 
 
 @dataclass
@@ -83,7 +99,7 @@ class VocabTrie:
         rows = np.repeat(np.arange(self.n_valid), lens)
         cols = np.arange(flat.size) - np.repeat(np.cumsum(lens) - lens, lens)
         self._cols[rows, cols] = flat
-        self._node_cache: dict[bytes, tuple] = {}
+        self._node_cache: dict[bytes, TrieNode] = {}
 
     def node_range(self, prefix: bytes) -> tuple[int, int]:
         """Sorted positions ``[lo, hi)`` of the tokens whose bytes start with ``prefix``."""
@@ -94,8 +110,8 @@ class VocabTrie:
         hi = bisect.bisect_right(self.sorted_bytes, prefix, lo=lo, key=lambda s: s[:n])
         return lo, hi
 
-    def _node(self, prefix: bytes) -> tuple:
-        """(lo, hi, n_end, child bytes, child starts) of a node, cached."""
+    def node(self, prefix: bytes) -> TrieNode:
+        """The trie node of the byte string ``prefix`` (cached)."""
         got = self._node_cache.get(prefix)
         if got is not None:
             return got
@@ -113,27 +129,27 @@ class VocabTrie:
         else:
             starts = np.zeros(0, dtype=np.int64)
             cbytes = np.zeros(0, dtype=np.int64)
-        got = (lo, hi, n_end, cbytes, starts.astype(np.int64))
+        got = TrieNode(lo, hi, n_end, cbytes, starts.astype(np.int64))
         self._node_cache[prefix] = got
         return got
 
+    def path_nodes(self, text: bytes, start: int) -> list[TrieNode]:
+        """Trie nodes of ``text[start:start + d]`` for ``d = 0, 1, ...`` while a token goes on."""
+        levels = [self.node(b"")]
+        for end in range(start, len(text)):
+            if text[end] not in levels[-1].child_bytes:  # no token continues with this byte
+                break
+            levels.append(self.node(text[start : end + 1]))
+        return levels
+
     def path_plan(self, text: bytes, start: int) -> PathPlan:
         """Plan the mass computation for the trie path of ``text[start:]``."""
-        levels = []
-        d = 0
-        while True:
-            node = self._node(text[start : start + d])
-            levels.append(node)
-            if start + d >= len(text):
-                break
-            nxt = text[start + d]
-            if nxt not in node[3]:  # no token continues with the next text byte
-                break
-            d += 1
+        levels = self.path_nodes(text, start)
         depth = len(levels) - 1
         bounds_l, c_level, c_byte, c_start, path_bytes = [], [], [], [], []
         end_pos, end_ids = [], []
-        for lev, (lo, _hi, n_end, cbytes, starts) in enumerate(levels):
+        for lev, node in enumerate(levels):
+            lo, n_end, cbytes, starts = node.lo, node.n_end, node.child_bytes, node.child_starts
             end_pos.append(np.arange(lo, lo + n_end, dtype=np.int64))
             end_ids.append(self.order[lo : lo + n_end])
             if n_end:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -57,8 +59,6 @@ class Oracle:
 
 @pytest.fixture(scope="module")
 def model64(tiny_model):
-    import copy
-
     return copy.deepcopy(tiny_model).double()
 
 
@@ -196,7 +196,8 @@ def test_cache_compaction_changes_nothing(tiny_tokenizer, tiny_model, merge):
     blm = ByteLevelLM(tiny_model, tiny_tokenizer, **kw)
     blm._compact_every = 4
     got = blm.next_byte_proba_batch(texts)
-    assert blm._layout.lens.sum() < blm.stats_.n_tokens_evaluated  # slots were really dropped
+    # slots were really dropped
+    assert blm._runner.layout.lens.sum() < blm.stats_.n_tokens_evaluated
     for r, g in zip(ref, got, strict=True):
         np.testing.assert_allclose(g, r, atol=1e-5)
 
@@ -209,6 +210,69 @@ def test_rows_are_distributions_for_any_unicode(tiny_tokenizer, tiny_model, text
     assert rows.shape == (len(text.encode()) + 1, 257)
     assert np.isfinite(rows).all() and (rows >= 0).all()
     np.testing.assert_allclose(rows.sum(1), 1.0, atol=1e-9)
+
+
+def _errors(rows, oracle_rows):
+    return max(np.abs(r - oracle_rows[s]).max() for s, r in zip(STRINGS, rows, strict=True))
+
+
+@pytest.mark.parametrize("merge", [False, True])
+def test_prune_threshold_trades_evaluations_for_error(tiny_tokenizer, model64, oracle_rows,
+                                                     merge):
+    err, cost = {}, {}
+    for thr in (0.0, 0.01, 0.2):
+        blm = ByteLevelLM(model64, tiny_tokenizer, beam_width=64, prune_threshold=thr,
+                          merge=merge)
+        err[thr] = _errors(blm.next_byte_proba_batch(STRINGS), oracle_rows)
+        cost[thr] = blm.stats_.n_tokens_evaluated
+    print("prune_threshold -> (error, tokens evaluated):", err, cost)
+    assert err[0.0] < 1e-9  # nothing pruned: exact
+    assert err[0.01] > 1e-3 and err[0.2] > 1e-3  # measured 0.0076-0.012
+    assert cost[0.0] > cost[0.01] > cost[0.2]  # measured 23 > 17 > 16
+
+
+@pytest.mark.parametrize("param,values", [("window", (0, 128)), ("lookahead", (0, 4)),
+                                          ("batch_size", (1, 256))])
+def test_cost_parameters_change_the_calls_not_the_rows(tiny_tokenizer, model64, oracle_rows,
+                                                       param, values):
+    """window, lookahead and batch_size decide what each call evaluates: never the rows."""
+    texts = ["the theme of the cat sat on the mat", "café café the theme"]
+    rows, cost = {}, {}
+    for v in values:
+        wide = ByteLevelLM(model64, tiny_tokenizer, beam_width=10**6, prune_threshold=0,
+                           **{param: v})
+        assert _errors(wide.next_byte_proba_batch(STRINGS), oracle_rows) < 1e-9
+        blm = ByteLevelLM(model64, tiny_tokenizer, beam_width=2, **{param: v})
+        rows[v] = blm.next_byte_proba_batch(texts)
+        cost[v] = (blm.stats_.n_forward_calls, blm.stats_.n_tokens_evaluated)
+    print(param, "-> (calls, tokens evaluated):", cost)
+    assert cost[values[0]] != cost[values[1]]
+    for a, b in zip(rows[values[0]], rows[values[1]], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-12, rtol=0)
+
+
+def test_bos_and_eos_overrides_match_the_oracle(tiny_tokenizer, model64, oracle_rows):
+    """Other BOS/EOS tokens: other conditioning and end-of-text column, exactly as the oracle."""
+    v = model64.config.vocab_size
+    default = token_bytes(tiny_tokenizer, v)
+    merged = [i for i, b in enumerate(default.token_bytes) if b and len(b) > 1]
+    bos, eos = merged[-1], merged[-2]  # tokens no string in STRINGS needs
+    tb = token_bytes(tiny_tokenizer, v, bos_token_id=bos, eos_token_id=eos)
+    oracle = Oracle(model64, tb)
+    blm = ByteLevelLM(model64, tiny_tokenizer, method="exact", bos_token_id=bos,
+                      eos_token_id=eos)
+    for s, got in zip(STRINGS, blm.next_byte_proba_batch(STRINGS), strict=True):
+        np.testing.assert_allclose(got, oracle.rows(s), atol=1e-9, rtol=0)
+        assert np.abs(got - oracle_rows[s]).max() > 1e-3  # the overrides matter
+
+
+def test_device_moves_the_model(tiny_tokenizer, tiny_model):
+    """``device="cpu"`` (the only device here) moves the model there and changes nothing else."""
+    model = copy.deepcopy(tiny_model)
+    auto = ByteLevelLM(model, tiny_tokenizer, beam_width=2).next_byte_proba("the cat")
+    cpu = ByteLevelLM(model, tiny_tokenizer, beam_width=2, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+    np.testing.assert_array_equal(cpu.next_byte_proba("the cat"), auto)
 
 
 
