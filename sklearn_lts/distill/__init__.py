@@ -12,7 +12,12 @@ Public surface:
 from sklearn_lts.distill._byte_lm import ByteLevelLM, ConversionStats
 from sklearn_lts.distill._constants import EOT, N_BYTE_SYMBOLS, ROW_WIDTH
 from sklearn_lts.distill._distiller import ByteDistiller
-from sklearn_lts.distill._targets import ByteTargetCache, byte_lm_fingerprint, text_hash
+from sklearn_lts.distill._targets import (
+    ByteTargetCache,
+    TargetCacheWarning,
+    byte_lm_fingerprint,
+    text_hash,
+)
 from sklearn_lts.distill._token_bytes import (
     TokenBytes,
     UnsupportedTokenizerError,
@@ -26,6 +31,7 @@ __all__ = [
     "ByteLevelLM",
     "ConversionStats",
     "ByteTargetCache",
+    "TargetCacheWarning",
     "byte_lm_fingerprint",
     "text_hash",
     "TokenBytes",

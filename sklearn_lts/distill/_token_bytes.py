@@ -297,6 +297,12 @@ def token_bytes_table(tokenizer: Any) -> list[bytes | None]:
 _CACHE: list[tuple[weakref.ref, tuple, TokenBytes]] = []  # a few recently used tokenizers
 
 
+def _mutable_state(tokenizer: Any) -> tuple:
+    """What can change in a tokenizer object in place: its size (added tokens), BOS and EOS."""
+    size = len(tokenizer) if hasattr(tokenizer, "__len__") else None
+    return size, getattr(tokenizer, "bos_token_id", None), getattr(tokenizer, "eos_token_id", None)
+
+
 def cached_token_bytes(
     tokenizer: Any,
     vocab_size: int | None = None,
@@ -307,8 +313,9 @@ def cached_token_bytes(
     """:func:`token_bytes`, remembered per tokenizer object (reading a vocabulary takes ~1 s).
 
     Entries are keyed by the tokenizer's identity (a weak reference: nothing is written onto the
-    user's object), its current length and the arguments, so a tokenizer that gained tokens, or
-    another vocabulary size or BOS/EOS id, never gets a table built for something else.
+    user's object), its current size and special ids, and the arguments, so a tokenizer that
+    gained tokens, or another vocabulary size or BOS/EOS id, never gets a table built for
+    something else.
 
     Examples
     --------
@@ -319,7 +326,7 @@ def cached_token_bytes(
     >>> cached_token_bytes(tok, eos_token_id=0).eos_token_id
     0
     """
-    key = (len(tokenizer), vocab_size, bos_token_id, eos_token_id)
+    key = (vocab_size, bos_token_id, eos_token_id, _mutable_state(tokenizer))
     for ref, k, tb in _CACHE:
         if ref() is tokenizer and k == key:
             return tb
