@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["heads_forward", "line_mix_weights", "train_line_heads"]
+__all__ = ["head_proba", "heads_forward", "line_mix_weights", "train_line_heads"]
 
 
 def line_mix_weights(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +61,15 @@ def _to_numpy(head) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in layers]
 
 
+def _forward(layers: list[tuple[np.ndarray, np.ndarray]], X, bias_scale) -> np.ndarray:
+    out = np.asarray(X, dtype=np.float64)
+    for i, (W, b) in enumerate(layers):
+        out = out @ W.T.astype(np.float64) + bias_scale * b
+        if i < len(layers) - 1:
+            out = np.maximum(out, 0.0)
+    return out
+
+
 def heads_forward(layers: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) -> np.ndarray:
     """Apply a head stored as ``[(W, b), ...]`` (ReLU between layers) to ``X``.
 
@@ -69,12 +78,45 @@ def heads_forward(layers: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) ->
     >>> heads_forward([(np.eye(2), np.zeros(2))], np.array([[1.0, -1.0]]))
     array([[ 1., -1.]])
     """
-    out = np.asarray(X, dtype=np.float64)
-    for i, (W, b) in enumerate(layers):
-        out = out @ W.T.astype(np.float64) + b
-        if i < len(layers) - 1:
-            out = np.maximum(out, 0.0)
-    return out
+    return _forward(layers, X, 1.0)
+
+
+def head_proba(
+    layers: list[tuple[np.ndarray, np.ndarray]], Z: np.ndarray, f: np.ndarray | None = None
+) -> np.ndarray:
+    """Softmax of a head at ``Z / f``: its soft label at each query, finite for any ``f``.
+
+    ``f`` is the per-row shrink factor of frame coordinates
+    (:func:`~sklearn_lts.prototypes._frame.to_frame`): a query far outside the data has
+    ``|Z| < 1`` and a small ``f``, and ``Z / f`` may not even be representable. A head is
+    linear maps and ReLUs, so multiplying its biases by ``f`` gives ``f * head(Z / f)``
+    exactly; the softmax then divides the max-shifted logits by ``f``, which at worst sends
+    them to ``-inf`` (probability 0), never to NaN.
+
+    Parameters
+    ----------
+    layers : list of (W, b)
+    Z : ndarray of shape (n_samples, n_features)
+    f : ndarray of shape (n_samples,), optional
+        Powers of two in ``(0, 1]``; 1 when omitted.
+
+    Returns
+    -------
+    proba : ndarray of shape (n_samples, n_out)
+
+    Examples
+    --------
+    >>> head = [(np.array([[1.0], [-1.0]]), np.array([0.0, 0.0]))]
+    >>> head_proba(head, np.array([[0.0], [0.5]]), np.array([1.0, 2.0**-1000]))
+    array([[0.5, 0.5],
+           [1. , 0. ]])
+    """
+    fc = np.ones((len(Z), 1)) if f is None else np.asarray(f, dtype=np.float64)[:, None]
+    out = _forward(layers, Z, fc)
+    out -= out.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        np.exp(out / fc, out=out)
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def train_line_heads(
