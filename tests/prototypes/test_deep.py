@@ -80,3 +80,69 @@ def test_neural_beats_lp_when_less_than_one_shot():
             acc[sl].append(clf.fit(X[idx], y[idx]).score(X[mask], y[mask]))
     assert np.mean(acc["neural"]) > np.mean(acc["lp"]) + 0.1
     assert np.mean(acc["neural"]) > 0.8
+
+
+class RecordingOptimizer:
+    """Stands in for AdamW: records each step's gradients and changes nothing."""
+
+    steps: list = []
+
+    def __init__(self, params, lr, weight_decay):
+        self.params = list(params)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        RecordingOptimizer.steps.append([p.grad.detach().clone() for p in self.params])
+
+
+def test_each_head_gradient_is_scaled_by_its_loss_share(monkeypatch):
+    """Reference rule: head k's gradients are those of the mean cross-entropy times
+    r_k = sum_n w_k(x_n) l_n / sum_n l_n (w_2 = 1 - w_1), recomputed here by autograd."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.RandomState(0)
+    X = rng.randn(30, 4)
+    y = rng.randint(0, 3, 30)
+    w1 = rng.rand(30) ** 4  # mostly near the second prototype: r_1 is far from 1/2
+    monkeypatch.setattr(torch.optim, "AdamW", RecordingOptimizer)
+    RecordingOptimizer.steps = []
+    h1, h2, _ = train_line_heads(X, y, 3, w1, n_epochs=1, seed=0)  # xavier start
+    (W1, b1), (W2, b2) = (
+        [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in layer]
+        for layer in (h1[0], h2[0])
+    )
+    Xt, a = torch.as_tensor(X), torch.as_tensor(w1)[:, None]
+    p = a * torch.softmax(Xt @ W1.T + b1, 1) + (1 - a) * torch.softmax(Xt @ W2.T + b2, 1)
+    losses = -torch.log(p[torch.arange(30), torch.as_tensor(y)])
+    grads = torch.autograd.grad(losses.mean(), [W1, b1, W2, b2])
+    r1 = float((losses * a[:, 0]).sum().detach() / losses.sum().detach())
+    assert abs(r1 - 0.5) > 0.2
+    got1, got2 = RecordingOptimizer.steps
+    for got, want, r in ((got1, grads[:2], r1), (got2, grads[2:], 1 - r1)):
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, r * w, rtol=1e-10, atol=1e-12)
+
+
+def test_heads_follow_their_seed_not_the_global_rng():
+    torch = pytest.importorskip("torch")
+    X, y = load_iris(return_X_y=True)
+
+    def heads(seed, global_seed):
+        torch.manual_seed(global_seed)
+        clf = SoftLabelPrototypeClassifier(
+            soft_labels="neural", head_init="xavier", hidden_size=4, n_epochs=5,
+            random_state=seed,
+        ).fit(X, y)
+        return [a for pair in clf.heads_ if pair for head in pair for layer in head
+                for a in layer]
+
+    state = torch.random.get_rng_state()
+    a = heads(0, global_seed=1)
+    assert torch.equal(torch.random.get_rng_state(), torch.manual_seed(1).get_state())
+    b = heads(0, global_seed=2)
+    c = heads(1, global_seed=1)
+    torch.random.set_rng_state(state)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
