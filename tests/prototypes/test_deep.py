@@ -6,7 +6,12 @@ from sklearn.base import clone
 from sklearn.datasets import load_iris
 
 from sklearn_lts import SoftLabelPrototypeClassifier
-from sklearn_lts.prototypes._deep import heads_forward, line_mix_weights, train_line_heads
+from sklearn_lts.prototypes._deep import (
+    head_proba,
+    heads_forward,
+    line_mix_weights,
+    train_line_heads,
+)
 from tests.prototypes.conftest import digit_episodes
 
 
@@ -146,3 +151,28 @@ def test_heads_follow_their_seed_not_the_global_rng():
     torch.random.set_rng_state(state)
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+
+
+def test_head_proba_is_the_softmax_of_the_head_at_z_over_f():
+    rng = np.random.RandomState(0)
+    head = [(rng.randn(5, 3), rng.randn(5)), (rng.randn(4, 5), rng.randn(4))]
+    Z = rng.uniform(-1, 1, (6, 3))
+    f = np.ldexp(1.0, -rng.randint(0, 6, 6))
+    logits = heads_forward(head, Z / f[:, None])
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(head_proba(head, Z, f), expected, rtol=1e-12, atol=1e-300)
+
+
+def test_each_line_starts_from_its_own_random_heads():
+    """Line l is seeded with seed + l: lines of the same shape do not share an initialisation."""
+    X, y = load_iris(return_X_y=True)
+    clf = SoftLabelPrototypeClassifier(
+        n_prototypes=6, soft_labels="neural", head_init="xavier", n_epochs=1,
+        learning_rate=1e-12, random_state=0,
+    ).fit(X, y)
+    first_layers = [pair[0][0][0] for pair in clf.heads_ if pair is not None]
+    assert len(first_layers) == 3 and all(w.shape == (2, 4) for w in first_layers)
+    for i in range(3):
+        for j in range(i):
+            assert not np.allclose(first_layers[i], first_layers[j])

@@ -84,7 +84,7 @@ def test_n_neighbors_counts_under_line_routing():
     assert np.all(np.min(np.abs(rows).max(axis=2), axis=1) < 1e-12)
 
 
-@pytest.mark.parametrize("M", ["n_classes", 6])
+@pytest.mark.parametrize("M", ["n_classes", 6, 2, "auto"])
 def test_cosine_prototypes_are_renormalised_class_means(M):
     clf = SoftLabelPrototypeClassifier(n_prototypes=M, metric="cosine", random_state=0)
     clf.fit(IRIS_X * np.linspace(1, 50, len(IRIS_X))[:, None], IRIS_Y)  # row scale is ignored
