@@ -15,7 +15,14 @@ import numpy as np
 from sklearn_lts.prototypes._lines import Line, line_positions
 from sklearn_lts.prototypes._soft_labels import solve_line_lp
 
-__all__ = ["LineFallbackWarning", "PrototypeSet", "build_prototypes", "class_positions"]
+__all__ = [
+    "LineFallbackWarning",
+    "PrototypeSet",
+    "Route",
+    "build_prototypes",
+    "class_positions",
+    "make_route",
+]
 
 
 class LineFallbackWarning(UserWarning):
@@ -39,6 +46,8 @@ class PrototypeSet(NamedTuple):
         Class indices carried by each line, in their order along it.
     lines : list of dict
         The ``lines_`` entries of the classifier.
+    route : Route or None
+        The points one matrix product must reach for line routing (see :func:`make_route`).
     """
 
     points: np.ndarray
@@ -48,6 +57,49 @@ class PrototypeSet(NamedTuple):
     table: np.ndarray
     columns: list
     lines: list
+    route: Route | None = None
+
+
+class Route(NamedTuple):
+    """The distinct points behind prototype and segment distances, and where segments end.
+
+    Attributes
+    ----------
+    points : ndarray of shape (n_points, n_features)
+        The prototypes first, then the segment end points that are not prototypes.
+    start_col, end_col : ndarray of shape (n_lines,)
+        Row of ``points`` at each line's start and end.
+    """
+
+    points: np.ndarray
+    start_col: np.ndarray
+    end_col: np.ndarray
+
+
+def make_route(points: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> Route:
+    """Share one product between prototypes and segment ends: most segments end at prototypes.
+
+    Examples
+    --------
+    >>> P = np.array([[0.0], [1.0]])
+    >>> r = make_route(P, np.array([[0.0], [5.0]]), np.array([[1.0], [5.0]]))
+    >>> r.points[:, 0], r.start_col, r.end_col
+    (array([0., 1., 5.]), array([0, 2]), array([1, 2]))
+    """
+    rows = list(points)
+    index: dict[bytes, int] = {}
+    for i, p in enumerate(points):
+        index.setdefault(p.tobytes(), i)
+
+    def column(p: np.ndarray) -> int:
+        if p.tobytes() not in index:
+            index[p.tobytes()] = len(rows)
+            rows.append(p)
+        return index[p.tobytes()]
+
+    start_col = np.array([column(p) for p in starts], dtype=np.intp)
+    end_col = np.array([column(p) for p in ends], dtype=np.intp)
+    return Route(np.vstack(rows), start_col, end_col)
 
 
 class _LinePrototypes(NamedTuple):

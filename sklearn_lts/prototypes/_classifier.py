@@ -15,7 +15,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sklearn_lts.prototypes._anchors import allocate, class_anchors, split_class
-from sklearn_lts.prototypes._build import LineFallbackWarning, build_prototypes
+from sklearn_lts.prototypes._build import (
+    LineFallbackWarning,
+    PrototypeSet,
+    build_prototypes,
+    make_route,
+)
 from sklearn_lts.prototypes._frame import (
     fit_frame,
     from_frame,
@@ -281,7 +286,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         space = normalize_rows(X) if self.metric == "cosine" else X
         self._frame = fit_frame(space)
-        Z, _ = to_frame(space, self._frame, per_row=False)
+        Z = to_frame(space, self._frame, per_row=False).Z
         rng = check_random_state(self.random_state)
         project = partial(on_unit_sphere, frame=self._frame) if self.metric == "cosine" else (
             _unchanged
@@ -290,9 +295,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         lines = self._make_lines(Z, y_enc, centroids, rng, project)
         ps = build_prototypes(lines, centroids, Z, y_enc, self.class_positions, self.classes_)
         self.prototypes_ = from_frame(ps.points, self._frame)
-        # Keep the prototypes as a query sees them, so that a query equal to a row of
-        # prototypes_ lands exactly on it (distance 0, the prototype's own label).
-        ps = ps._replace(points=to_frame(self.prototypes_, self._frame, per_row=False)[0])
+        ps = self._as_queries_see_them(ps)
         self.heads_ = None
         if self.soft_labels == "neural":
             self.heads_, labels = fit_line_heads(
@@ -306,6 +309,17 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.prototype_labels_ = ps.labels
         self.lines_ = ps.lines
         return self
+
+    def _as_queries_see_them(self, ps: PrototypeSet) -> PrototypeSet:
+        """Prototypes and segment ends mapped back and forth, as a query's coordinates are:
+        a query equal to a row of ``prototypes_`` then lands exactly on it (distance 0, its
+        own label), and segment ends shared with prototypes share their matrix column."""
+        def again(Q):
+            return to_frame(from_frame(Q, self._frame), self._frame, per_row=False).Z
+
+        points, starts, ends = again(ps.points), again(ps.starts), again(ps.ends)
+        return ps._replace(points=points, starts=starts, ends=ends,
+                           route=make_route(points, starts, ends))
 
     def _make_lines(self, Z, y, centroids, rng, project) -> list[Line]:
         """The prototypical lines that ``n_prototypes`` asks for (see the class docs)."""
@@ -349,8 +363,8 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
                                           dtype=[np.float64, np.float32])
                 if self.metric == "cosine":
                     chunk = normalize_rows(chunk)
-                Z, f = to_frame(chunk, self._frame)
-                yield sl, block_proba(ps, self.heads_, Z, f, self.n_neighbors, self.routing)
+                rows = to_frame(chunk, self._frame)
+                yield sl, block_proba(ps, self.heads_, rows, self.n_neighbors, self.routing)
 
         return X.shape[0], blocks()
 

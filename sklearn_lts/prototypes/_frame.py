@@ -9,11 +9,11 @@ otherwise cancels every digit of the distances), and a power-of-two scale (exact
 floating point) keeps data of any magnitude, ``1e-200`` or ``1e154``, away from underflow and
 overflow.
 
-A query far outside the training data (``|x - centre|`` beyond ``2**exponent``) gets a
-coarser power-of-two scale of its own: ``to_frame`` then returns ``Z = (x - centre) / rho``
-with ``|Z| < 1`` and the factor ``f = 2**exponent / rho <= 1`` by which the prototypes must be
-shrunk to match. Distances of one query are all divided by the same ``rho``, so their ratios,
-hence the rule, are unchanged.
+A query so far outside the training data that its squares could overflow (``|z|^2`` beyond
+``2**1000``) gets a coarser power-of-two scale of its own: ``to_frame`` then returns
+``Z = (x - centre) / rho`` with ``|Z| < 1`` and the factor ``f = 2**exponent / rho < 1`` by
+which the prototypes must be shrunk to match. Distances of one query are all divided by the
+same ``rho``, so their ratios, hence the rule, are unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Frame", "fit_frame", "from_frame", "normalize_rows", "on_unit_sphere", "to_frame"]
+__all__ = [
+    "Frame",
+    "FramedRows",
+    "fit_frame",
+    "from_frame",
+    "normalize_rows",
+    "on_unit_sphere",
+    "to_frame",
+]
 
 
 class Frame(NamedTuple):
@@ -71,49 +79,93 @@ def fit_frame(X: np.ndarray) -> Frame:
     return Frame(centre, exponent, float(np.ldexp(half, 1 - exponent)))
 
 
-def to_frame(X: np.ndarray, frame: Frame, per_row: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Frame coordinates of the rows of ``X``, each row with the scale it needs.
+class FramedRows(NamedTuple):
+    """Rows in frame coordinates (see :func:`to_frame`).
 
-    Parameters
+    Attributes
     ----------
-    X : ndarray of shape (n_samples, n_features)
-        Any finite values, float32 or float64; computed in float64.
-    frame : Frame
-    per_row : bool, default=True
-        Give a row that lies outside the frame's box a coarser power-of-two scale of its own,
-        so that ``|Z| < 1`` always. ``False`` is for points known to lie in the training data's
-        range (centroids, prototypes): ``Z = (x - centre) / 2**exponent`` exactly, ``f = 1``.
-
-    Returns
-    -------
     Z : ndarray of shape (n_samples, n_features)
         ``(x - centre) / rho`` with ``rho = 2**exponent / f``.
-    f : ndarray of shape (n_samples,)
+    f : ndarray of shape (n_samples,) or None
         Shrink factor of each row, a power of two in ``(0, 1]``: the distance from ``x`` to a
-        point ``p`` is ``rho * |Z - f * to_frame(p)|``.
-
-    Examples
-    --------
-    >>> frame = Frame(np.zeros(2), 1)
-    >>> Z, f = to_frame(np.array([[1.0, -1.0], [8.0, 0.0]]), frame)
-    >>> Z
-    array([[ 0.5, -0.5],
-           [ 0.5,  0. ]])
-    >>> f
-    array([1.   , 0.125])
+        point ``p`` is ``rho * |Z - f * to_frame(p).Z|``. ``None`` when every row has
+        ``f = 1``, which is the rule: only rows absurdly far from the data are shrunk.
+    zz : ndarray of shape (n_samples,)
+        Squared norm of each row of ``Z``.
     """
-    # (x - c) / 2 cannot overflow, whatever the signs and magnitudes of x and c.
+
+    Z: np.ndarray
+    f: np.ndarray | None
+    zz: np.ndarray
+
+
+#: Rows whose squared frame norm exceeds this get a scale of their own: every later sum of
+#: squares and products then stays far below the float64 limit (2**1024).
+_FAR = 2.0**1000
+
+
+def _times_power_of_two(Z: np.ndarray, k: int) -> None:
+    """``Z *= 2**k`` in place, exactly (a multiplication when ``2**k`` is a normal float)."""
+    if -1022 <= k <= 1023:
+        Z *= 2.0**k
+    else:
+        np.ldexp(Z, k, out=Z)
+
+
+def _shrink_rows(X: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Frame coordinates of rows far outside the data, each with a power-of-two scale of its
+    own so that ``|Z| < 1``; ``(x - c) / 2`` is formed first, which cannot overflow."""
     half = np.ldexp(np.asarray(X, dtype=np.float64), -1)
     half -= np.ldexp(frame.centre, -1)
-    row_exp = np.full(len(half), frame.exponent - 1)
-    if per_row and half.size:
-        top = np.maximum(half.max(axis=1), -half.min(axis=1))
-        row_exp = np.maximum(row_exp, np.frexp(top)[1])
+    top = np.maximum(half.max(axis=1), -half.min(axis=1))
+    row_exp = np.maximum(frame.exponent - 1, np.frexp(top)[1])
     Z = np.ldexp(half, -row_exp[:, None], out=half)
     # A row 2**1074 times further out than the data would get f = 0: the smallest positive
     # float keeps f a valid divisor (the prototypes collapse onto the centre either way).
     f = np.ldexp(1.0, frame.exponent - 1 - row_exp)
     return Z, np.maximum(f, np.finfo(np.float64).smallest_subnormal)
+
+
+def to_frame(X: np.ndarray, frame: Frame, per_row: bool = True) -> FramedRows:
+    """Frame coordinates ``(x - centre) / 2**exponent`` of the rows of ``X``, in float64.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Any finite values, float32 or float64.
+    frame : Frame
+    per_row : bool, default=True
+        Give each row so far from the data that its squares could overflow (``|Z|^2`` beyond
+        ``2**1000``, or ``x - centre`` beyond the float64 range) a coarser power-of-two scale
+        of its own (``f < 1``). ``False`` is for points known to lie in the data's range
+        (centroids, prototypes).
+
+    Returns
+    -------
+    FramedRows
+        ``Z``, ``f`` and ``zz``.
+
+    Examples
+    --------
+    >>> frame = Frame(np.zeros(2), 1)
+    >>> rows = to_frame(np.array([[1.0, -1.0], [2.0**700, 0.0]]), frame)
+    >>> rows.Z
+    array([[ 0.5, -0.5],
+           [ 0.5,  0. ]])
+    >>> rows.f == [1.0, 2.0**-700]
+    array([ True,  True])
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z = np.subtract(X, frame.centre, dtype=np.float64)
+        _times_power_of_two(Z, -frame.exponent)
+        zz = np.einsum("ij,ij->i", Z, Z)
+    far = ~(zz <= _FAR)  # NaN (inf - inf) counts as far
+    if not (per_row and far.any()):
+        return FramedRows(Z, None, zz)
+    f = np.ones(len(Z))
+    Z[far], f[far] = _shrink_rows(np.asarray(X)[far], frame)
+    zz[far] = np.einsum("ij,ij->i", Z[far], Z[far])
+    return FramedRows(Z, f, zz)
 
 
 def from_frame(Z: np.ndarray, frame: Frame) -> np.ndarray:
@@ -156,4 +208,4 @@ def on_unit_sphere(Q: np.ndarray, frame: Frame) -> np.ndarray:
     >>> on_unit_sphere(np.array([[2.5, -0.5]]), frame)
     array([[ 0.5, -0.5]])
     """
-    return to_frame(normalize_rows(from_frame(Q, frame)), frame, per_row=False)[0]
+    return to_frame(normalize_rows(from_frame(Q, frame)), frame, per_row=False).Z

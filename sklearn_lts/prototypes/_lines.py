@@ -73,6 +73,7 @@ def point_segment_distances(
     XS: np.ndarray | None = None,
     XE: np.ndarray | None = None,
     row_scale: np.ndarray | None = None,
+    xx: np.ndarray | None = None,
 ) -> np.ndarray:
     """Euclidean distance from each row of ``X`` to each segment ``[starts[l], ends[l]]``.
 
@@ -92,6 +93,8 @@ def point_segment_distances(
         Per-row factor ``f_i`` by which the segments are shrunk for row ``i``: the result is
         the distance from ``X[i]`` to ``[f_i starts[l], f_i ends[l]]`` (frame coordinates of
         queries far outside the data, see :func:`~sklearn_lts.prototypes._frame.to_frame`).
+    xx : ndarray of shape (n_samples,), optional
+        Squared norms of the rows of ``X``, when the caller has them.
 
     Returns
     -------
@@ -108,18 +111,18 @@ def point_segment_distances(
     S = np.asarray(starts, dtype=np.float64)
     E = np.asarray(ends, dtype=np.float64)
     V = E - S  # segment directions
-    f = np.ones((len(X), 1)) if row_scale is None else np.asarray(row_scale)[:, None]
+    f = 1.0 if row_scale is None else np.asarray(row_scale)[:, None]
     XS = X @ S.T if XS is None else XS
     XE = X @ E.T if XE is None else XE
-    xx = np.einsum("ij,ij->i", X, X)[:, None]
-    d2_start = xx + f * f * (S * S).sum(1) - 2 * f * XS  # ||x - f s||^2
+    xx = (np.einsum("ij,ij->i", X, X) if xx is None else xx)[:, None]
+    d2 = xx + f * f * (S * S).sum(1) - 2 * f * XS  # ||x - f s||^2
     proj = f * (XE - XS) - f * f * (S * V).sum(1)  # <x - f s, f v>
     vv = f * f * (V * V).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(vv > 0, proj / vv, 0)
     np.clip(t, 0, 1, out=t)
-    d2 = d2_start - 2 * t * proj + t * t * vv
-    return np.sqrt(np.maximum(d2, 0))
+    d2 -= t * (2 * proj - t * vv)  # ||x - f s - t f v||^2
+    return np.sqrt(np.maximum(d2, 0, out=d2), out=d2)
 
 
 def line_positions(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:

@@ -79,7 +79,7 @@ def line_heads_proba(
     pair: tuple,
     cols: np.ndarray,
     Z: np.ndarray,
-    f: np.ndarray,
+    f: np.ndarray | None,
     d1: np.ndarray,
     d2: np.ndarray,
     n_classes: int,
@@ -102,7 +102,7 @@ def line_heads_proba(
 
 
 def neural_labels(
-    ps: PrototypeSet, heads: list, Z: np.ndarray, f: np.ndarray, idx: np.ndarray
+    ps: PrototypeSet, heads: list, Z: np.ndarray, f: np.ndarray | None, idx: np.ndarray
 ) -> np.ndarray:
     """Soft labels of the selected prototypes ``idx``, each evaluated at its query.
 
@@ -124,6 +124,6 @@ def neural_labels(
             rows = hit.any(axis=1)
             if rows.any():
                 lab = np.zeros((int(rows.sum()), ps.labels.shape[1]))
-                lab[:, cols] = head_proba(head, Z[rows], f[rows])
+                lab[:, cols] = head_proba(head, Z[rows], None if f is None else f[rows])
                 Y[hit] = lab[np.nonzero(hit[rows])[0]]
     return Y

@@ -12,6 +12,7 @@ import numpy as np
 
 from sklearn_lts.prototypes._build import PrototypeSet
 from sklearn_lts.prototypes._distances import distances_from_products
+from sklearn_lts.prototypes._frame import FramedRows
 from sklearn_lts.prototypes._lines import point_segment_distances
 from sklearn_lts.prototypes._neural import line_heads_proba, neural_labels
 from sklearn_lts.prototypes._slapknn import slapknn_proba, soft_vote
@@ -20,22 +21,18 @@ __all__ = ["block_proba"]
 
 
 def block_proba(
-    ps: PrototypeSet,
-    heads: list | None,
-    Z: np.ndarray,
-    f: np.ndarray,
-    n_neighbors: int,
-    routing: str,
+    ps: PrototypeSet, heads: list | None, rows: FramedRows, n_neighbors: int, routing: str
 ) -> np.ndarray:
-    """Class probabilities of queries ``Z`` (frame coordinates, shrink factors ``f``).
+    """Class probabilities of a block of queries in frame coordinates.
 
     Parameters
     ----------
     ps : PrototypeSet
+        With its ``route`` set (line routing).
     heads : list or None
         DeepSLP heads per line (``None``: fixed soft labels).
-    Z : ndarray of shape (n_samples, n_features)
-    f : ndarray of shape (n_samples,)
+    rows : FramedRows
+        The queries (see :func:`~sklearn_lts.prototypes._frame.to_frame`).
     n_neighbors : int
     routing : {"line", "global"}
 
@@ -45,14 +42,15 @@ def block_proba(
         Rows sum to 1.
     """
     if routing == "global" or len(ps.table) == 1:
-        return _global_proba(ps, heads, Z, f, n_neighbors, routing)
-    return _routed_proba(ps, heads, Z, f, n_neighbors)
+        return _global_proba(ps, heads, rows, n_neighbors, routing)
+    return _routed_proba(ps, heads, rows, n_neighbors)
 
 
-def _global_proba(ps, heads, Z, f, n_neighbors, routing) -> np.ndarray:
+def _global_proba(ps, heads, rows, n_neighbors, routing) -> np.ndarray:
     """SLaPkNN over all prototypes (also line routing when there is a single line)."""
+    Z, f = rows.Z, rows.f
     M = len(ps.points)
-    D = distances_from_products(Z, ps.points, Z @ ps.points.T, f)
+    D = distances_from_products(Z, ps.points, Z @ ps.points.T, f, rows.zz)
     if heads is None:
         return slapknn_proba(D, ps.labels, n_neighbors)
     if len(heads) == 1 and heads[0] is not None and routing == "line":
@@ -66,13 +64,15 @@ def _global_proba(ps, heads, Z, f, n_neighbors, routing) -> np.ndarray:
     return soft_vote(np.take_along_axis(D, idx, axis=1), neural_labels(ps, heads, Z, f, idx))
 
 
-def _routed_proba(ps, heads, Z, f, n_neighbors) -> np.ndarray:
+def _routed_proba(ps, heads, rows, n_neighbors) -> np.ndarray:
     """HSLaPkNN: each query votes with the prototypes of its nearest line segment only."""
-    M, L = len(ps.points), len(ps.table)
-    G = Z @ np.vstack([ps.points, ps.starts, ps.ends]).T
-    D = distances_from_products(Z, ps.points, G[:, :M], f)
+    Z, f, route = rows.Z, rows.f, ps.route
+    M = len(ps.points)
+    G = Z @ route.points.T
+    D = distances_from_products(Z, ps.points, G[:, :M], f, rows.zz)
     seg = point_segment_distances(
-        Z, ps.starts, ps.ends, XS=G[:, M : M + L], XE=G[:, M + L :], row_scale=f
+        Z, ps.starts, ps.ends, XS=G[:, route.start_col], XE=G[:, route.end_col], row_scale=f,
+        xx=rows.zz,
     )
     line = np.argmin(seg, axis=1)
     table = ps.table[line]  # (n, max prototypes per line); M pads
@@ -84,13 +84,14 @@ def _routed_proba(ps, heads, Z, f, n_neighbors) -> np.ndarray:
     out = np.empty((len(Z), ps.labels.shape[1]))
     plain = np.ones(len(Z), dtype=bool)
     for li, pair in enumerate(heads):
-        rows = line == li
-        if pair is None or not rows.any():
+        on_line = line == li
+        if pair is None or not on_line.any():
             continue
-        plain[rows] = False
-        out[rows] = line_heads_proba(pair, ps.columns[li], Z[rows], f[rows], D[rows, 0],
-                                     D[rows, 1], ps.labels.shape[1], n_neighbors)
+        plain[on_line] = False
+        out[on_line] = line_heads_proba(
+            pair, ps.columns[li], Z[on_line], None if f is None else f[on_line],
+            D[on_line, 0], D[on_line, 1], ps.labels.shape[1], n_neighbors,
+        )
     if plain.any():
         out[plain] = slapknn_proba(D[plain], ps.labels, n_neighbors, ids=safe[plain])
     return out
-

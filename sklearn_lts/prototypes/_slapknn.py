@@ -49,11 +49,12 @@ def euclidean_distances_fast(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     """
     P = np.asarray(P, dtype=np.float64)
     frame = fit_frame(P)
-    Q, _ = to_frame(P, frame, per_row=False)
-    Z, f = to_frame(X, frame)
-    D = distances_from_products(Z, Q, Z @ Q.T, f)
+    Q = to_frame(P, frame, per_row=False).Z
+    Z, f, zz = to_frame(X, frame)
+    D = distances_from_products(Z, Q, Z @ Q.T, f, zz)
     with np.errstate(over="ignore"):
-        return np.ldexp(D, frame.exponent) / f[:, None]
+        D = np.ldexp(D, frame.exponent)
+        return D if f is None else D / f[:, None]
 
 
 def inverse_distance_weights(D: np.ndarray) -> np.ndarray:

@@ -96,10 +96,14 @@ def test_distances_float32_offset_match_brute_force():
 def test_frame_maps_any_finite_data_into_the_unit_box():
     X = np.array([[1.7e308, -1.7e308, 1e-300], [-1.7e308, 1.7e308, 0.0]])
     frame = fit_frame(X)
-    Z, f = to_frame(X, frame, per_row=False)
-    assert np.all(np.isfinite(Z)) and np.max(np.abs(Z)) <= 1.0
-    Zq, fq = to_frame(np.array([[5e-324, 0.0, -1.7e308]]), fit_frame(np.array([[0.0, 0, 1e-300]])))
-    assert np.all(np.isfinite(Zq)) and np.max(np.abs(Zq)) < 1.0 and 0 < fq[0] < 1
+    rows = to_frame(X, frame, per_row=False)
+    assert rows.f is None and np.all(np.isfinite(rows.zz)) and np.max(np.abs(rows.Z)) < 1.0
+    q = to_frame(np.array([[5e-324, 0.0, -1.7e308]]), fit_frame(np.array([[0.0, 0, 1e-300]])))
+    assert np.all(np.isfinite(q.Z)) and np.max(np.abs(q.Z)) < 1.0 and 0 < q.f[0] < 1
+    # near the data: no shrinking, exactly (x - centre) / 2**exponent
+    near = to_frame(X / 2, frame)
+    assert near.f is None
+    np.testing.assert_array_equal(near.Z, rows.Z / 2)
 
 
 # ---------------------------------------------------------------- the estimator
