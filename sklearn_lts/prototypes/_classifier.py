@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from functools import partial
 from numbers import Integral, Real
 
@@ -260,7 +259,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         # prototypes as the checks' three classes are held to the full threshold.
         M = self.n_prototypes
         tags.classifier_tags.poor_score = M == "auto" or (
-            isinstance(M, numbers.Integral) and M < 3
+            isinstance(M, Integral) and M < 3
         )
         return tags
 
@@ -288,9 +287,9 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self._frame = fit_frame(space)
         Z = to_frame(space, self._frame, per_row=False).Z
         rng = check_random_state(self.random_state)
-        project = partial(on_unit_sphere, frame=self._frame) if self.metric == "cosine" else (
-            _unchanged
-        )
+        project = _unchanged
+        if self.metric == "cosine":  # centroids and k-means centres back onto the sphere
+            project = partial(on_unit_sphere, frame=self._frame)
         centroids = project(class_centroids(Z, y_enc, len(self.classes_)))
         lines = self._make_lines(Z, y_enc, centroids, rng, project)
         ps = build_prototypes(lines, centroids, Z, y_enc, self.class_positions, self.classes_)

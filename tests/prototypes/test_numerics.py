@@ -210,3 +210,25 @@ def test_memmap_input_is_validated_chunk_by_chunk(tmp_path):
             clf.predict(mm)
     with pytest.raises(ValueError, match="features"):
         clf.predict(np.zeros((3, 5)))
+
+
+def test_chunks_respect_working_memory(monkeypatch):
+    """Rows are handed over in chunks sized by sklearn's working_memory (and capped)."""
+    import sklearn_lts.prototypes._classifier as classifier
+
+    X, y = load_iris(return_X_y=True)
+    clf = SoftLabelPrototypeClassifier().fit(X, y)
+    sizes = []
+    real = classifier.block_proba
+
+    def recording(ps, heads, rows, *args):
+        sizes.append(len(rows.Z))
+        return real(ps, heads, rows, *args)
+
+    monkeypatch.setattr(classifier, "block_proba", recording)
+    with sklearn.config_context(working_memory=0.01):  # 10 KiB: a handful of rows
+        clf.predict(X)
+    assert sum(sizes) == len(X) and 1 < max(sizes) < 40
+    sizes.clear()
+    clf.predict(np.repeat(X, 150, axis=0))  # 22,500 rows, default working memory
+    assert max(sizes) == classifier._MAX_CHUNK_ROWS and sum(sizes) == 22_500
