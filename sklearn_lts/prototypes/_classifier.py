@@ -182,7 +182,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     the data is shifted or scaled; distances are computed in centred coordinates rescaled by
     a power of two, in float64, with pairs too close for the matrix-product formula recomputed
     exactly. Any finite input, float32 or float64, of any magnitude (``1e-200`` or ``1e154``)
-    or offset, gives finite probabilities. Prediction runs in chunks of rows bounded by
+    or offset, gives finite probabilities. A query more than ``2**26`` times the training
+    data's spread from its centre is moved along its direction onto that sphere, where the
+    rule is within about ``1e-8`` of its limit (the ``k`` prototypes furthest in the query's
+    direction vote with equal weights). Prediction runs in chunks of rows bounded by
     scikit-learn's ``working_memory`` setting, and only converts one chunk at a time (a
     float32 ``np.memmap`` larger than memory can be predicted).
 
@@ -285,7 +288,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         space = normalize_rows(X) if self.metric == "cosine" else X
         self._frame = fit_frame(space)
-        Z = to_frame(space, self._frame, per_row=False).Z
+        Z = to_frame(space, self._frame).Z
         rng = check_random_state(self.random_state)
         project = _unchanged
         if self.metric == "cosine":  # centroids and k-means centres back onto the sphere
@@ -314,7 +317,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         a query equal to a row of ``prototypes_`` then lands exactly on it (distance 0, its
         own label), and segment ends shared with prototypes share their matrix column."""
         def again(Q):
-            return to_frame(from_frame(Q, self._frame), self._frame, per_row=False).Z
+            return to_frame(from_frame(Q, self._frame), self._frame).Z
 
         points, starts, ends = again(ps.points), again(ps.starts), again(ps.ends)
         return ps._replace(points=points, starts=starts, ends=ends,

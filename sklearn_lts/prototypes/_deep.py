@@ -61,15 +61,6 @@ def _to_numpy(head) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy()) for m in layers]
 
 
-def _forward(layers: list[tuple[np.ndarray, np.ndarray]], X, bias_scale) -> np.ndarray:
-    out = np.asarray(X, dtype=np.float64)
-    for i, (W, b) in enumerate(layers):
-        out = out @ W.T.astype(np.float64) + bias_scale * b
-        if i < len(layers) - 1:
-            out = np.maximum(out, 0.0)
-    return out
-
-
 def heads_forward(layers: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) -> np.ndarray:
     """Apply a head stored as ``[(W, b), ...]`` (ReLU between layers) to ``X``.
 
@@ -78,44 +69,30 @@ def heads_forward(layers: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) ->
     >>> heads_forward([(np.eye(2), np.zeros(2))], np.array([[1.0, -1.0]]))
     array([[ 1., -1.]])
     """
-    return _forward(layers, X, 1.0)
+    out = np.asarray(X, dtype=np.float64)
+    for i, (W, b) in enumerate(layers):
+        out = out @ W.T.astype(np.float64) + b
+        if i < len(layers) - 1:
+            out = np.maximum(out, 0.0)
+    return out
 
 
-def head_proba(
-    layers: list[tuple[np.ndarray, np.ndarray]], Z: np.ndarray, f: np.ndarray | None = None
-) -> np.ndarray:
-    """Softmax of a head at ``Z / f``: its soft label at each query, finite for any ``f``.
+def head_proba(layers: list[tuple[np.ndarray, np.ndarray]], Z: np.ndarray) -> np.ndarray:
+    """Softmax of a head at ``Z``: its soft label at each query.
 
-    ``f`` is the per-row shrink factor of frame coordinates
-    (:func:`~sklearn_lts.prototypes._frame.to_frame`): a query far outside the data has
-    ``|Z| < 1`` and a small ``f``, and ``Z / f`` may not even be representable. A head is
-    linear maps and ReLUs, so multiplying its biases by ``f`` gives ``f * head(Z / f)``
-    exactly; the softmax then divides the max-shifted logits by ``f``, which at worst sends
-    them to ``-inf`` (probability 0), never to NaN.
-
-    Parameters
-    ----------
-    layers : list of (W, b)
-    Z : ndarray of shape (n_samples, n_features)
-    f : ndarray of shape (n_samples,), optional
-        Powers of two in ``(0, 1]``; 1 when omitted.
-
-    Returns
-    -------
-    proba : ndarray of shape (n_samples, n_out)
+    Computed from the max-shifted logits, so huge logits (a query far from the data) give
+    probabilities of 0 and 1, never NaN.
 
     Examples
     --------
     >>> head = [(np.array([[1.0], [-1.0]]), np.array([0.0, 0.0]))]
-    >>> head_proba(head, np.array([[0.0], [0.5]]), np.array([1.0, 2.0**-1000]))
+    >>> head_proba(head, np.array([[0.0], [1e300]]))
     array([[0.5, 0.5],
            [1. , 0. ]])
     """
-    fc = np.ones((len(Z), 1)) if f is None else np.asarray(f, dtype=np.float64)[:, None]
-    out = _forward(layers, Z, fc)
+    out = heads_forward(layers, Z)
     out -= out.max(axis=1, keepdims=True)
-    with np.errstate(over="ignore"):
-        np.exp(out / fc, out=out)
+    np.exp(out, out=out)
     return out / out.sum(axis=1, keepdims=True)
 
 

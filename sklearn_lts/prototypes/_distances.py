@@ -71,13 +71,9 @@ def row_norms_scaled(V: np.ndarray) -> np.ndarray:
 
 
 def distances_from_products(
-    Z: np.ndarray,
-    P: np.ndarray,
-    G: np.ndarray,
-    f: np.ndarray | None = None,
-    zz: np.ndarray | None = None,
+    Z: np.ndarray, P: np.ndarray, G: np.ndarray, zz: np.ndarray | None = None
 ) -> np.ndarray:
-    """Distances ``|Z_i - f_i P_j|`` from the product ``G = Z @ P.T``, exact near zero.
+    """Distances ``|Z_i - P_j|`` from the product ``G = Z @ P.T``, exact near zero.
 
     Parameters
     ----------
@@ -87,9 +83,6 @@ def distances_from_products(
         Points in frame coordinates.
     G : ndarray of shape (n_samples, n_points)
         ``Z @ P.T``.
-    f : ndarray of shape (n_samples,), optional
-        Per-row shrink factor of the points (see
-        :func:`~sklearn_lts.prototypes._frame.to_frame`); 1 when omitted.
     zz : ndarray of shape (n_samples,), optional
         Squared norms of the rows of ``Z``, when the caller has them.
 
@@ -106,23 +99,19 @@ def distances_from_products(
     array([[0.        , 0.28284271],
            [0.28284271, 0.        ]])
     """
-    zz = (np.einsum("ij,ij->i", Z, Z) if zz is None else zz)[:, None]
-    pp = np.einsum("ij,ij->i", P, P)[None, :]
-    fc = np.ones((len(Z), 1)) if f is None else np.asarray(f, dtype=np.float64)[:, None]
-    if f is not None:
-        pp = fc * fc * pp
-    sq = G * (-2.0 * fc) if f is not None else G * -2.0
-    sq += zz
-    sq += pp
+    zz = np.einsum("ij,ij->i", Z, Z) if zz is None else zz
+    pp = np.einsum("ij,ij->i", P, P)
+    sq = G * -2.0
+    sq += zz[:, None]
+    sq += pp[None, :]
     # Rows whose smallest sq passes against the largest |p|^2 have no flagged pair: only the
     # few others need the pairwise test.
-    rows = np.flatnonzero(near_zero(sq.min(axis=1), zz[:, 0] + pp.max(axis=1), Z.shape[1]))
-    pp_rows = np.broadcast_to(pp, sq.shape)
-    close = near_zero(sq[rows], zz[rows] + pp_rows[rows], Z.shape[1])
+    rows = np.flatnonzero(near_zero(sq.min(axis=1), zz + pp.max(), Z.shape[1]))
+    close = near_zero(sq[rows], zz[rows, None] + pp[None, :], Z.shape[1])
     np.maximum(sq, 0.0, out=sq)
     D = np.sqrt(sq, out=sq)
     if close.any():
         r, cols = np.nonzero(close)
         r = rows[r]
-        D[r, cols] = row_norms_scaled(Z[r] - fc[r] * P[cols])
+        D[r, cols] = row_norms_scaled(Z[r] - P[cols])
     return D

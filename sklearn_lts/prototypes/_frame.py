@@ -9,11 +9,11 @@ otherwise cancels every digit of the distances), and a power-of-two scale (exact
 floating point) keeps data of any magnitude, ``1e-200`` or ``1e154``, away from underflow and
 overflow.
 
-A query so far outside the training data that its squares could overflow (``|z|^2`` beyond
-``2**1000``) gets a coarser power-of-two scale of its own: ``to_frame`` then returns
-``Z = (x - centre) / rho`` with ``|Z| < 1`` and the factor ``f = 2**exponent / rho < 1`` by
-which the prototypes must be shrunk to match. Distances of one query are all divided by the
-same ``rho``, so their ratios, hence the rule, are unchanged.
+A query absurdly far from the data (more than ``2**26`` spreads from its centre, where
+float64 can no longer tell its distances to different prototypes apart) is moved along its
+own direction onto the sphere of that radius: the rule there is within about ``1e-8`` of its
+limit at infinity, which is what such a query gets (the ``k`` prototypes that lie furthest in
+its direction vote with equal weights), and no square can overflow, whatever the input.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ __all__ = [
     "normalize_rows",
     "on_unit_sphere",
     "to_frame",
+    "FAR_RADIUS",
 ]
 
 
@@ -85,23 +86,19 @@ class FramedRows(NamedTuple):
     Attributes
     ----------
     Z : ndarray of shape (n_samples, n_features)
-        ``(x - centre) / rho`` with ``rho = 2**exponent / f``.
-    f : ndarray of shape (n_samples,) or None
-        Shrink factor of each row, a power of two in ``(0, 1]``: the distance from ``x`` to a
-        point ``p`` is ``rho * |Z - f * to_frame(p).Z|``. ``None`` when every row has
-        ``f = 1``, which is the rule: only rows absurdly far from the data are shrunk.
+        ``(x - centre) / 2**exponent``, far rows moved onto the sphere of radius ``2**26``.
     zz : ndarray of shape (n_samples,)
         Squared norm of each row of ``Z``.
     """
 
     Z: np.ndarray
-    f: np.ndarray | None
     zz: np.ndarray
 
 
-#: Rows whose squared frame norm exceeds this get a scale of their own: every later sum of
-#: squares and products then stays far below the float64 limit (2**1024).
-_FAR = 2.0**1000
+#: Radius (in spreads of the data) beyond which a query is moved onto the sphere: there the
+#: SLaPkNN weights differ from their limit (all equal) by about 1/radius, and float64 still
+#: resolves the ranking of the prototypes to about radius * 2**-52; 2**26 balances the two.
+FAR_RADIUS = 2.0**26
 
 
 def _times_power_of_two(Z: np.ndarray, k: int) -> None:
@@ -112,21 +109,7 @@ def _times_power_of_two(Z: np.ndarray, k: int) -> None:
         np.ldexp(Z, k, out=Z)
 
 
-def _shrink_rows(X: np.ndarray, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
-    """Frame coordinates of rows far outside the data, each with a power-of-two scale of its
-    own so that ``|Z| < 1``; ``(x - c) / 2`` is formed first, which cannot overflow."""
-    half = np.ldexp(np.asarray(X, dtype=np.float64), -1)
-    half -= np.ldexp(frame.centre, -1)
-    top = np.maximum(half.max(axis=1), -half.min(axis=1))
-    row_exp = np.maximum(frame.exponent - 1, np.frexp(top)[1])
-    Z = np.ldexp(half, -row_exp[:, None], out=half)
-    # A row 2**1074 times further out than the data would get f = 0: the smallest positive
-    # float keeps f a valid divisor (the prototypes collapse onto the centre either way).
-    f = np.ldexp(1.0, frame.exponent - 1 - row_exp)
-    return Z, np.maximum(f, np.finfo(np.float64).smallest_subnormal)
-
-
-def to_frame(X: np.ndarray, frame: Frame, per_row: bool = True) -> FramedRows:
+def to_frame(X: np.ndarray, frame: Frame, clamp: bool = True) -> FramedRows:
     """Frame coordinates ``(x - centre) / 2**exponent`` of the rows of ``X``, in float64.
 
     Parameters
@@ -134,42 +117,38 @@ def to_frame(X: np.ndarray, frame: Frame, per_row: bool = True) -> FramedRows:
     X : ndarray of shape (n_samples, n_features)
         Any finite values, float32 or float64.
     frame : Frame
-    per_row : bool, default=True
-        Give each row so far from the data that its squares could overflow (``|Z|^2`` beyond
-        ``2**1000``, or ``x - centre`` beyond the float64 range) a coarser power-of-two scale
-        of its own (``f < 1``). ``False`` is for points known to lie in the data's range
-        (centroids, prototypes).
+    clamp : bool, default=True
+        Move each row further than ``FAR_RADIUS`` from the centre (or whose ``x - centre``
+        overflows) onto the sphere of that radius, keeping its direction. ``False`` leaves
+        such rows as they are (their squares may overflow to ``inf``).
 
     Returns
     -------
     FramedRows
-        ``Z``, ``f`` and ``zz``.
+        ``Z`` and ``zz``.
 
     Examples
     --------
     >>> frame = Frame(np.zeros(2), 1)
-    >>> rows = to_frame(np.array([[1.0, -1.0], [2.0**700, 0.0]]), frame)
-    >>> rows.Z
-    array([[ 0.5, -0.5],
-           [ 0.5,  0. ]])
-    >>> rows.f == [1.0, 2.0**-700]
-    array([ True,  True])
+    >>> rows = to_frame(np.array([[1.0, -1.0], [0.0, -1e300]]), frame)
+    >>> rows.Z[0], rows.Z[1] == [0.0, -2.0**26]
+    (array([ 0.5, -0.5]), array([ True,  True]))
     """
     with np.errstate(over="ignore", invalid="ignore"):
         Z = np.subtract(X, frame.centre, dtype=np.float64)
         _times_power_of_two(Z, -frame.exponent)
         zz = np.einsum("ij,ij->i", Z, Z)
-    far = ~(zz <= _FAR)  # NaN (inf - inf) counts as far
-    if not (per_row and far.any()):
-        return FramedRows(Z, None, zz)
-    f = np.ones(len(Z))
-    Z[far], f[far] = _shrink_rows(np.asarray(X)[far], frame)
-    zz[far] = np.einsum("ij,ij->i", Z[far], Z[far])
-    return FramedRows(Z, f, zz)
+    far = ~(zz <= FAR_RADIUS**2)  # overflowed rows (inf) count as far
+    if clamp and far.any():
+        # (x - c) / 2 cannot overflow, whatever the signs and magnitudes of x and c.
+        half = np.ldexp(np.asarray(X, dtype=np.float64)[far], -1) - np.ldexp(frame.centre, -1)
+        Z[far] = FAR_RADIUS * normalize_rows(half)
+        zz[far] = np.einsum("ij,ij->i", Z[far], Z[far])
+    return FramedRows(Z, zz)
 
 
 def from_frame(Z: np.ndarray, frame: Frame) -> np.ndarray:
-    """Inverse of :func:`to_frame` for rows with ``f = 1``: ``centre + Z * 2**exponent``.
+    """Inverse of :func:`to_frame` (rows within ``FAR_RADIUS``): ``centre + Z * 2**exponent``.
 
     Examples
     --------
@@ -208,4 +187,4 @@ def on_unit_sphere(Q: np.ndarray, frame: Frame) -> np.ndarray:
     >>> on_unit_sphere(np.array([[2.5, -0.5]]), frame)
     array([[ 0.5, -0.5]])
     """
-    return to_frame(normalize_rows(from_frame(Q, frame)), frame, per_row=False).Z
+    return to_frame(normalize_rows(from_frame(Q, frame)), frame).Z

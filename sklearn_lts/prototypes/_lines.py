@@ -72,7 +72,6 @@ def point_segment_distances(
     ends: np.ndarray,
     XS: np.ndarray | None = None,
     XE: np.ndarray | None = None,
-    row_scale: np.ndarray | None = None,
     xx: np.ndarray | None = None,
 ) -> np.ndarray:
     """Euclidean distance from each row of ``X`` to each segment ``[starts[l], ends[l]]``.
@@ -89,10 +88,6 @@ def point_segment_distances(
     XS, XE : ndarray of shape (n_samples, n_segments), optional
         ``X @ starts.T`` and ``X @ ends.T`` when the caller already has them (the classifier
         takes them from the product with its prototypes, which are the segment end points).
-    row_scale : ndarray of shape (n_samples,), optional
-        Per-row factor ``f_i`` by which the segments are shrunk for row ``i``: the result is
-        the distance from ``X[i]`` to ``[f_i starts[l], f_i ends[l]]`` (frame coordinates of
-        queries far outside the data, see :func:`~sklearn_lts.prototypes._frame.to_frame`).
     xx : ndarray of shape (n_samples,), optional
         Squared norms of the rows of ``X``, when the caller has them.
 
@@ -111,17 +106,16 @@ def point_segment_distances(
     S = np.asarray(starts, dtype=np.float64)
     E = np.asarray(ends, dtype=np.float64)
     V = E - S  # segment directions
-    f = 1.0 if row_scale is None else np.asarray(row_scale)[:, None]
     XS = X @ S.T if XS is None else XS
     XE = X @ E.T if XE is None else XE
     xx = (np.einsum("ij,ij->i", X, X) if xx is None else xx)[:, None]
-    d2 = xx + f * f * (S * S).sum(1) - 2 * f * XS  # ||x - f s||^2
-    proj = f * (XE - XS) - f * f * (S * V).sum(1)  # <x - f s, f v>
-    vv = f * f * (V * V).sum(1)
+    d2 = xx + (S * S).sum(1) - 2 * XS  # ||x - s||^2
+    proj = (XE - XS) - (S * V).sum(1)  # <x - s, v>
+    vv = (V * V).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(vv > 0, proj / vv, 0)
     np.clip(t, 0, 1, out=t)
-    d2 -= t * (2 * proj - t * vv)  # ||x - f s - t f v||^2
+    d2 -= t * (2 * proj - t * vv)  # ||x - s - t v||^2
     return np.sqrt(np.maximum(d2, 0, out=d2), out=d2)
 
 

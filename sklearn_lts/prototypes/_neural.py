@@ -79,7 +79,6 @@ def line_heads_proba(
     pair: tuple,
     cols: np.ndarray,
     Z: np.ndarray,
-    f: np.ndarray | None,
     d1: np.ndarray,
     d2: np.ndarray,
     n_classes: int,
@@ -95,15 +94,11 @@ def line_heads_proba(
         w1 = (d1 <= d2).astype(np.float64)
         w2 = 1.0 - w1
     out = np.zeros((len(Z), n_classes))
-    out[:, cols] = w1[:, None] * head_proba(pair[0], Z, f) + w2[:, None] * head_proba(
-        pair[1], Z, f
-    )
+    out[:, cols] = w1[:, None] * head_proba(pair[0], Z) + w2[:, None] * head_proba(pair[1], Z)
     return out
 
 
-def neural_labels(
-    ps: PrototypeSet, heads: list, Z: np.ndarray, f: np.ndarray | None, idx: np.ndarray
-) -> np.ndarray:
+def neural_labels(ps: PrototypeSet, heads: list, Z: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Soft labels of the selected prototypes ``idx``, each evaluated at its query.
 
     Parameters
@@ -124,6 +119,6 @@ def neural_labels(
             rows = hit.any(axis=1)
             if rows.any():
                 lab = np.zeros((int(rows.sum()), ps.labels.shape[1]))
-                lab[:, cols] = head_proba(head, Z[rows], None if f is None else f[rows])
+                lab[:, cols] = head_proba(head, Z[rows])
                 Y[hit] = lab[np.nonzero(hit[rows])[0]]
     return Y

@@ -48,31 +48,30 @@ def block_proba(
 
 def _global_proba(ps, heads, rows, n_neighbors, routing) -> np.ndarray:
     """SLaPkNN over all prototypes (also line routing when there is a single line)."""
-    Z, f = rows.Z, rows.f
+    Z = rows.Z
     M = len(ps.points)
-    D = distances_from_products(Z, ps.points, Z @ ps.points.T, f, rows.zz)
+    D = distances_from_products(Z, ps.points, Z @ ps.points.T, rows.zz)
     if heads is None:
         return slapknn_proba(D, ps.labels, n_neighbors)
     if len(heads) == 1 and heads[0] is not None and routing == "line":
-        return line_heads_proba(heads[0], ps.columns[0], Z, f, D[:, 0], D[:, 1],
+        return line_heads_proba(heads[0], ps.columns[0], Z, D[:, 0], D[:, 1],
                                 ps.labels.shape[1], n_neighbors)
     k = min(n_neighbors, M)
     if k < M:
         idx = np.argpartition(D, k - 1, axis=1)[:, :k]
     else:
         idx = np.broadcast_to(np.arange(M), D.shape)
-    return soft_vote(np.take_along_axis(D, idx, axis=1), neural_labels(ps, heads, Z, f, idx))
+    return soft_vote(np.take_along_axis(D, idx, axis=1), neural_labels(ps, heads, Z, idx))
 
 
 def _routed_proba(ps, heads, rows, n_neighbors) -> np.ndarray:
     """HSLaPkNN: each query votes with the prototypes of its nearest line segment only."""
-    Z, f, route = rows.Z, rows.f, ps.route
+    Z, route = rows.Z, ps.route
     M = len(ps.points)
     G = Z @ route.points.T
-    D = distances_from_products(Z, ps.points, G[:, :M], f, rows.zz)
+    D = distances_from_products(Z, ps.points, G[:, :M], rows.zz)
     seg = point_segment_distances(
-        Z, ps.starts, ps.ends, XS=G[:, route.start_col], XE=G[:, route.end_col], row_scale=f,
-        xx=rows.zz,
+        Z, ps.starts, ps.ends, XS=G[:, route.start_col], XE=G[:, route.end_col], xx=rows.zz
     )
     line = np.argmin(seg, axis=1)
     table = ps.table[line]  # (n, max prototypes per line); M pads
@@ -89,8 +88,8 @@ def _routed_proba(ps, heads, rows, n_neighbors) -> np.ndarray:
             continue
         plain[on_line] = False
         out[on_line] = line_heads_proba(
-            pair, ps.columns[li], Z[on_line], None if f is None else f[on_line],
-            D[on_line, 0], D[on_line, 1], ps.labels.shape[1], n_neighbors,
+            pair, ps.columns[li], Z[on_line], D[on_line, 0], D[on_line, 1],
+            ps.labels.shape[1], n_neighbors,
         )
     if plain.any():
         out[plain] = slapknn_proba(D[plain], ps.labels, n_neighbors, ids=safe[plain])

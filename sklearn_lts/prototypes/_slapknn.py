@@ -39,7 +39,8 @@ def euclidean_distances_fast(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     -------
     D : ndarray of shape (n_samples, n_points)
         Float64 distances, relative error below ``2**-27``; an exact match gives exactly 0.
-        A distance beyond the float64 range (points ``1e308`` apart) is ``inf``.
+        A query whose squared distance from the points' centre exceeds the float64 range
+        (``1e154`` times their spread) gets ``inf``.
 
     Examples
     --------
@@ -49,12 +50,12 @@ def euclidean_distances_fast(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     """
     P = np.asarray(P, dtype=np.float64)
     frame = fit_frame(P)
-    Q = to_frame(P, frame, per_row=False).Z
-    Z, f, zz = to_frame(X, frame)
-    D = distances_from_products(Z, Q, Z @ Q.T, f, zz)
-    with np.errstate(over="ignore"):
-        D = np.ldexp(D, frame.exponent)
-        return D if f is None else D / f[:, None]
+    Q = to_frame(P, frame).Z
+    Z, zz = to_frame(X, frame, clamp=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        D = np.ldexp(distances_from_products(Z, Q, Z @ Q.T, zz), frame.exponent)
+    D[~np.isfinite(zz)] = np.inf
+    return D
 
 
 def inverse_distance_weights(D: np.ndarray) -> np.ndarray:

@@ -153,15 +153,16 @@ def test_heads_follow_their_seed_not_the_global_rng():
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
 
 
-def test_head_proba_is_the_softmax_of_the_head_at_z_over_f():
+def test_head_proba_is_the_softmax_of_the_head():
     rng = np.random.RandomState(0)
     head = [(rng.randn(5, 3), rng.randn(5)), (rng.randn(4, 5), rng.randn(4))]
-    Z = rng.uniform(-1, 1, (6, 3))
-    f = np.ldexp(1.0, -rng.randint(0, 6, 6))
-    logits = heads_forward(head, Z / f[:, None])
+    Z = rng.uniform(-1, 1, (6, 3)) * np.logspace(0, 250, 6)[:, None]
+    logits = heads_forward(head, Z)
     expected = np.exp(logits - logits.max(1, keepdims=True))
     expected /= expected.sum(1, keepdims=True)
-    np.testing.assert_allclose(head_proba(head, Z, f), expected, rtol=1e-12, atol=1e-300)
+    proba = head_proba(head, Z)
+    np.testing.assert_allclose(proba, expected, rtol=1e-12, atol=1e-300)
+    assert np.all(np.isfinite(proba)) and np.allclose(proba.sum(1), 1.0)
 
 
 def test_each_line_starts_from_its_own_random_heads():

@@ -13,7 +13,7 @@ from sklearn.neighbors import NearestCentroid
 
 from sklearn_lts import SoftLabelPrototypeClassifier
 from sklearn_lts.prototypes._distances import distances_from_products, near_zero
-from sklearn_lts.prototypes._frame import fit_frame, normalize_rows, to_frame
+from sklearn_lts.prototypes._frame import FAR_RADIUS, fit_frame, normalize_rows, to_frame
 from sklearn_lts.prototypes._slapknn import euclidean_distances_fast
 
 CONFIGS = [
@@ -96,14 +96,15 @@ def test_distances_float32_offset_match_brute_force():
 def test_frame_maps_any_finite_data_into_the_unit_box():
     X = np.array([[1.7e308, -1.7e308, 1e-300], [-1.7e308, 1.7e308, 0.0]])
     frame = fit_frame(X)
-    rows = to_frame(X, frame, per_row=False)
-    assert rows.f is None and np.all(np.isfinite(rows.zz)) and np.max(np.abs(rows.Z)) < 1.0
-    q = to_frame(np.array([[5e-324, 0.0, -1.7e308]]), fit_frame(np.array([[0.0, 0, 1e-300]])))
-    assert np.all(np.isfinite(q.Z)) and np.max(np.abs(q.Z)) < 1.0 and 0 < q.f[0] < 1
-    # near the data: no shrinking, exactly (x - centre) / 2**exponent
-    near = to_frame(X / 2, frame)
-    assert near.f is None
-    np.testing.assert_array_equal(near.Z, rows.Z / 2)
+    rows = to_frame(X, frame)
+    assert np.all(np.isfinite(rows.zz)) and np.max(np.abs(rows.Z)) < 1.0
+    # near the data: exactly (x - centre) / 2**exponent
+    np.testing.assert_array_equal(to_frame(X / 2, frame).Z, rows.Z / 2)
+    # a query whose x - centre overflows keeps its direction, at radius FAR_RADIUS
+    tiny = fit_frame(np.array([[0.0, 0, 1e-300], [0.0, 0, 2e-300]]))
+    q = to_frame(np.array([[5e-324, 1.7e308, -1.7e308]]), tiny)
+    np.testing.assert_allclose(q.Z, [[0.0, FAR_RADIUS / np.sqrt(2), -FAR_RADIUS / np.sqrt(2)]])
+    assert to_frame(np.array([[0.0, 1e300, 0.0]]), tiny, clamp=False).zz[0] == np.inf
 
 
 # ---------------------------------------------------------------- the estimator
@@ -232,3 +233,43 @@ def test_chunks_respect_working_memory(monkeypatch):
     sizes.clear()
     clf.predict(np.repeat(X, 150, axis=0))  # 22,500 rows, default working memory
     assert max(sizes) == classifier._MAX_CHUNK_ROWS and sum(sizes) == 22_500
+
+
+def test_every_flagged_pair_is_recomputed_from_the_coordinates():
+    """The contract of distances_from_products: each pair near_zero flags gets the exact
+    distance; pairs sit on both sides of the threshold and the points' norms differ a lot."""
+    rng = np.random.RandomState(2)
+    d = 64
+    P = rng.uniform(-1, 1, (8, d)) * np.logspace(-3, 0, 8)[:, None]
+    own = rng.randint(len(P), size=400)
+    step = np.logspace(-7, -1, 400) * np.sqrt(np.einsum("ij,ij->i", P[own], P[own]))
+    Z = P[own] + step[:, None] * normalize_rows(rng.randn(400, d))
+    G = Z @ P.T
+    zz = np.einsum("ij,ij->i", Z, Z)[:, None]
+    pp = np.einsum("ij,ij->i", P, P)[None, :]
+    flagged = near_zero(zz + pp - 2 * G, zz + pp, d)
+    assert 0.2 < flagged[np.arange(400), own].mean() < 0.8
+    D = distances_from_products(Z, P, G)
+    exact = np.sqrt(np.einsum("nkd,nkd->nk", Z[:, None] - P[None], Z[:, None] - P[None]))
+    np.testing.assert_allclose(D[flagged], exact[flagged], rtol=1e-15)
+
+
+@pytest.mark.parametrize("routing", ["line", "global"])
+@pytest.mark.parametrize("k", [1, 2])
+def test_queries_far_away_follow_the_limit_of_the_rule(routing, k):
+    """At |x| ~ 1e300 all distances are |x| to 1e-300 relative: the k nearest prototypes (the
+    largest projections on x; for line routing, on the line whose end projects furthest) vote
+    with equal weights. Far queries are computed at FAR_RADIUS, within ~1e-8 of that limit."""
+    X, y = load_iris(return_X_y=True)
+    clf = SoftLabelPrototypeClassifier(n_prototypes=6, routing=routing, n_neighbors=k,
+                                       random_state=0).fit(X, y)
+    direction = normalize_rows(np.random.RandomState(0).randn(50, 4))
+    proj = direction @ clf.prototypes_.T
+    expected = []
+    for row in proj:
+        ids = np.arange(len(row))
+        if routing == "line":
+            ids = max((line["prototypes"] for line in clf.lines_), key=lambda p: row[p].max())
+        nearest = ids[np.argsort(-row[ids])[:k]]
+        expected.append(clf.prototype_labels_[nearest].mean(0))
+    np.testing.assert_allclose(clf.predict_proba(direction * 1e300), expected, atol=1e-6)
