@@ -2,42 +2,55 @@
 
 from __future__ import annotations
 
-import numbers
-import warnings
+from functools import partial
+from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.cluster import KMeans
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils._chunking import get_chunk_n_rows
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
-from sklearn_lts.prototypes._deep import heads_forward, line_mix_weights, train_line_heads
+from sklearn_lts.prototypes._anchors import allocate, class_anchors, split_class
+from sklearn_lts.prototypes._build import (
+    LineFallbackWarning,
+    PrototypeSet,
+    build_prototypes,
+    make_route,
+)
+from sklearn_lts.prototypes._frame import (
+    fit_frame,
+    from_frame,
+    normalize_rows,
+    on_unit_sphere,
+    to_frame,
+)
 from sklearn_lts.prototypes._lines import (
     Line,
     class_centroids,
-    line_positions,
     lines_from_anchors,
     lines_from_centroids,
-    point_segment_distances,
+    split_off_point,
 )
-from sklearn_lts.prototypes._slapknn import euclidean_distances_fast, slapknn_proba, soft_vote
-from sklearn_lts.prototypes._soft_labels import solve_line_lp
+from sklearn_lts.prototypes._neural import fit_line_heads
+from sklearn_lts.prototypes._predict import block_proba
 
 __all__ = ["LineFallbackWarning", "SoftLabelPrototypeClassifier"]
 
-_BATCH = 16384  # rows per prediction chunk: bounds memory at ~BATCH * n_prototypes floats
+#: Most rows per prediction chunk: beyond this the matrix products run no faster, and the
+#: chunk's float64 temporaries (a few copies of it) stay around a hundred megabytes.
+_MAX_CHUNK_ROWS = 16384
 
 
-class LineFallbackWarning(UserWarning):
-    """A line's linear program was infeasible and the line fell back to one-hot prototypes."""
+def _unchanged(Q: np.ndarray) -> np.ndarray:
+    return Q
 
 
-def _normalize_rows(X: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.where(norms > 0, norms, 1.0)
+def _binary_margin(proba: np.ndarray) -> np.ndarray:
+    """``P(classes_[1]) - P(classes_[0])`` for two classes, the probabilities otherwise."""
+    return proba[:, 1] - proba[:, 0] if proba.shape[1] == 2 else proba
 
 
 class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
@@ -142,7 +155,11 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     heads_ : list
         DeepSLP only (else ``None``): per line, ``None`` or the pair of trained heads as
         ``[(W, b), ...]`` NumPy arrays (see :func:`~sklearn_lts.prototypes._deep.heads_forward`).
-        ``prototype_labels_`` then holds each head's label at its own prototype.
+        Heads read centred, rescaled inputs ``(x - c) / 2**e`` (``c`` the training mean,
+        ``2**e`` a power of two bounding ``|x - c|`` on the training data) and are trained on
+        ``(x - c) / max|x - c|``, so that training does not depend on the data's offset or
+        scale. ``prototype_labels_`` then holds each
+        head's label at its own prototype.
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of shape (n_features,)
@@ -161,6 +178,17 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     to one, ``(d2 a + d1 b) / (d1 + d2)``. A query at distance zero from a prototype takes that
     prototype's label (the limit of the rule), so no division by zero happens.
 
+    The rule only uses ratios of distances and nearest segments, so it does not change when
+    the data is shifted or scaled; distances are computed in centred coordinates rescaled by
+    a power of two, in float64, with pairs too close for the matrix-product formula recomputed
+    exactly. Any finite input, float32 or float64, of any magnitude (``1e-200`` or ``1e154``)
+    or offset, gives finite probabilities. A query more than ``2**26`` times the training
+    data's spread from its centre is moved along its direction onto that sphere, where the
+    rule is within about ``1e-8`` of its limit (the ``k`` prototypes furthest in the query's
+    direction vote with equal weights). Prediction runs in chunks of rows bounded by
+    scikit-learn's ``working_memory`` setting, and only converts one chunk at a time (a
+    float32 ``np.memmap`` larger than memory can be predicted).
+
     Examples
     --------
     Three classes along a line, two prototypes:
@@ -177,6 +205,24 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict_proba([[4.1, 0.0]]).sum()
     np.float64(1.0)
     """
+
+    _parameter_constraints: dict = {
+        "n_prototypes": [
+            StrOptions({"n_classes", "auto"}),
+            Interval(Integral, 2, None, closed="left"),
+        ],
+        "soft_labels": [StrOptions({"lp", "neural"})],
+        "class_positions": [StrOptions({"support", "centroid"})],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "routing": [StrOptions({"line", "global"})],
+        "metric": [StrOptions({"euclidean", "cosine"})],
+        "hidden_size": [None, Interval(Integral, 1, None, closed="left")],
+        "head_init": [StrOptions({"lp", "xavier"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "n_epochs": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -216,50 +262,12 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         # prototypes as the checks' three classes are held to the full threshold.
         M = self.n_prototypes
         tags.classifier_tags.poor_score = M == "auto" or (
-            isinstance(M, numbers.Integral) and M < 3
+            isinstance(M, Integral) and M < 3
         )
         return tags
 
-    # ------------------------------------------------------------------ validation helpers
-    def _validate_params(self) -> None:
-        M = self.n_prototypes
-        if not (
-            (isinstance(M, str) and M in ("auto", "n_classes"))
-            or (isinstance(M, numbers.Integral) and not isinstance(M, bool) and M >= 2)
-        ):
-            raise ValueError(
-                f"n_prototypes must be 'n_classes', 'auto' or an int >= 2, got {M!r}."
-            )
-        if self.soft_labels not in ("lp", "neural"):
-            raise ValueError(f"soft_labels must be 'lp' or 'neural', got {self.soft_labels!r}.")
-        if self.soft_labels == "neural":
-            h = self.hidden_size
-            if h is not None and not (isinstance(h, numbers.Integral) and h >= 1):
-                raise ValueError(f"hidden_size must be None or an int >= 1, got {h!r}.")
-            if self.head_init not in ("lp", "xavier"):
-                raise ValueError(f"head_init must be 'lp' or 'xavier', got {self.head_init!r}.")
-            if not (isinstance(self.n_epochs, numbers.Integral) and self.n_epochs >= 1):
-                raise ValueError(f"n_epochs must be an int >= 1, got {self.n_epochs!r}.")
-            if not (isinstance(self.learning_rate, numbers.Real) and self.learning_rate > 0):
-                raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
-            if not (isinstance(self.weight_decay, numbers.Real) and self.weight_decay >= 0):
-                raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}.")
-        k = self.n_neighbors
-        if not (isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 1):
-            raise ValueError(f"n_neighbors must be an int >= 1, got {k!r}.")
-        if self.class_positions not in ("support", "centroid"):
-            raise ValueError(
-                f"class_positions must be 'support' or 'centroid', got {self.class_positions!r}."
-            )
-        if self.routing not in ("line", "global"):
-            raise ValueError(f"routing must be 'line' or 'global', got {self.routing!r}.")
-        if self.metric not in ("euclidean", "cosine"):
-            raise ValueError(f"metric must be 'euclidean' or 'cosine', got {self.metric!r}.")
-
-    def _to_space(self, X: np.ndarray) -> np.ndarray:
-        return _normalize_rows(X) if self.metric == "cosine" else X
-
     # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
         """Fit prototypes and their soft labels on a (small) labelled set.
 
@@ -275,208 +283,104 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         self : SoftLabelPrototypeClassifier
             The fitted estimator.
         """
-        self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
-        n_classes = len(self.classes_)
-        Xs = self._to_space(X)
+        space = normalize_rows(X) if self.metric == "cosine" else X
+        self._frame = fit_frame(space)
+        Z = to_frame(space, self._frame).Z
         rng = check_random_state(self.random_state)
-        centroids = class_centroids(Xs, y_enc, n_classes)
-        if self.metric == "cosine":
-            centroids = _normalize_rows(centroids)
-
-        def kmeans_centres(c: int, n: int) -> np.ndarray:
-            pts = Xs[y_enc == c]
-            n = min(n, len(np.unique(pts, axis=0)))
-            if n <= 1:
-                return centroids[c][None, :]
-            km = KMeans(n_clusters=n, n_init=4, random_state=rng.randint(2**31 - 1))
-            # A few dozen points: OpenMP threads cost more than they save (4x slower on a
-            # busy 2-core machine), so cluster on one thread.
-            with threadpool_limits(1, user_api="openmp"):
-                km.fit(pts)
-            centres = km.cluster_centers_
-            return _normalize_rows(centres) if self.metric == "cosine" else centres
-
-        def split_class(c: int) -> tuple[np.ndarray, np.ndarray]:
-            centres = kmeans_centres(c, 2)
-            return centres[0], centres[-1]
-
-        M = n_classes if self.n_prototypes == "n_classes" else self.n_prototypes
-        if n_classes == 1:
-            lines = [Line(centroids[0], centroids[0], [0], 0, 0, is_point=True)]
-        elif M == "auto":
-            lines = lines_from_centroids(centroids, None, split_class)
-        elif M < n_classes:
-            lines = lines_from_centroids(centroids, M // 2, split_class)
-            if M % 2 == 1:
-                lines = self._split_off_point(lines, centroids)
-        else:
-            per_class = self._allocate(M, n_classes, y_enc)
-            anchors, anchor_classes = [], []
-            for c in range(n_classes):
-                centres = kmeans_centres(c, per_class[c])
-                anchors.append(centres)
-                anchor_classes.extend([c] * len(centres))
-            anchors = np.vstack(anchors)
-            if len(anchors) < M:
-                warnings.warn(
-                    f"n_prototypes={M} exceeds what the training data supports; using "
-                    f"{len(anchors)} prototypes (one per distinct training point at most).",
-                    UserWarning,
-                    stacklevel=2,
-                )
-            lines = lines_from_anchors(anchors, np.asarray(anchor_classes))
-        self._build_prototypes(lines, centroids, n_classes, Xs, y_enc)
+        project = _unchanged
+        if self.metric == "cosine":  # centroids and k-means centres back onto the sphere
+            project = partial(on_unit_sphere, frame=self._frame)
+        centroids = project(class_centroids(Z, y_enc, len(self.classes_)))
+        lines = self._make_lines(Z, y_enc, centroids, rng, project)
+        ps = build_prototypes(lines, centroids, Z, y_enc, self.class_positions, self.classes_)
+        self.prototypes_ = from_frame(ps.points, self._frame)
+        ps = self._as_queries_see_them(ps)
         self.heads_ = None
         if self.soft_labels == "neural":
-            self._fit_heads(Xs, y_enc, rng.randint(2**31 - 1))
+            self.heads_, labels = fit_line_heads(
+                ps, Z, y_enc, hidden=self.hidden_size, head_init=self.head_init,
+                learning_rate=self.learning_rate, n_epochs=self.n_epochs,
+                weight_decay=self.weight_decay, seed=rng.randint(2**31 - 1),
+                spread=self._frame.spread,
+            )
+            ps = ps._replace(labels=labels)
+        self._prototype_set = ps
+        self.prototype_labels_ = ps.labels
+        self.lines_ = ps.lines
         return self
 
-    @staticmethod
-    def _allocate(M: int, n_classes: int, y_enc: np.ndarray) -> np.ndarray:
-        """Spread M prototypes over classes: evenly, remainders to the largest classes."""
-        counts = np.bincount(y_enc, minlength=n_classes)
-        per = np.full(n_classes, M // n_classes)
-        order = np.argsort(-counts, kind="stable")
-        per[order[: M % n_classes]] += 1
-        return per
+    def _as_queries_see_them(self, ps: PrototypeSet) -> PrototypeSet:
+        """Prototypes and segment ends mapped back and forth, as a query's coordinates are:
+        a query equal to a row of ``prototypes_`` then lands exactly on it (distance 0, its
+        own label), and segment ends shared with prototypes share their matrix column."""
+        def again(Q):
+            return to_frame(from_frame(Q, self._frame), self._frame).Z
 
-    @staticmethod
-    def _split_off_point(lines: list[Line], centroids: np.ndarray) -> list[Line]:
-        """Give the attached class furthest from its line a prototype of its own."""
-        best = None
-        for li, ln in enumerate(lines):
-            for c in ln.classes:
-                if c in (ln.start_class, ln.end_class):
-                    continue
-                d = point_segment_distances(centroids[c][None], ln.start[None], ln.end[None])[0, 0]
-                if best is None or d > best[0]:
-                    best = (d, li, c)
-        if best is not None:
-            _, li, c = best
-            lines[li].classes.remove(c)
-            lines.append(Line(centroids[c], centroids[c], [c], c, c, is_point=True))
-        return lines
+        points, starts, ends = again(ps.points), again(ps.starts), again(ps.ends)
+        return ps._replace(points=points, starts=starts, ends=ends,
+                           route=make_route(points, starts, ends))
 
-    def _build_prototypes(
-        self,
-        lines: list[Line],
-        centroids: np.ndarray,
-        n_classes: int,
-        Xs: np.ndarray,
-        y: np.ndarray,
-    ) -> None:
-        protos, labels, info, starts, ends = [], [], [], [], []
-
-        def add(point: np.ndarray, label: np.ndarray) -> int:
-            protos.append(point)
-            labels.append(label)
-            return len(protos) - 1
-
-        def one_hot(c: int) -> np.ndarray:
-            v = np.zeros(n_classes)
-            v[c] = 1.0
-            return v
-
-        for ln in lines:
-            starts.append(ln.start)
-            ends.append(ln.end)
-            classes = sorted(set(ln.classes))
-            if ln.is_point:
-                idx = [add(ln.start, one_hot(classes[0]))]
-                info.append(self._line_info(idx, classes, [0.0], "point"))
-                continue
-            if len(classes) == 1:
-                idx = [add(ln.start, one_hot(classes[0])), add(ln.end, one_hot(classes[0]))]
-                info.append(self._line_info(idx, classes, [0.0, 1.0], "single-class"))
-                continue
-            if self.class_positions == "centroid":
-                # The reference: centroid positions, the end classes exactly at 0 and 1.
-                pos = line_positions(centroids[classes], ln.start, ln.end)
-                pos[classes.index(ln.start_class)] = 0.0
-                pos[classes.index(ln.end_class)] = 1.0
-            else:
-                pos = np.array(
-                    [np.median(line_positions(Xs[y == c], ln.start, ln.end)) for c in classes]
-                )
-            order = np.argsort(pos, kind="stable")
-            ordered = [classes[i] for i in order]
-            pos = pos[order]
-            res = solve_line_lp(pos)
-            if res is None:
-                warnings.warn(
-                    f"The soft-label LP of the line carrying classes "
-                    f"{list(self.classes_[ordered])} is infeasible (positions {np.round(pos, 4)}"
-                    "); using one one-hot prototype per class on that line instead.",
-                    LineFallbackWarning,
-                    stacklevel=3,
-                )
-                idx = [add(centroids[c], one_hot(c)) for c in ordered]
-                info.append(self._line_info(idx, ordered, pos, "fallback-one-hot"))
-                continue
-            a = np.zeros(n_classes)
-            b = np.zeros(n_classes)
-            a[ordered] = res.a
-            b[ordered] = res.b
-            idx = [add(ln.start, a), add(ln.end, b)]
-            info.append(self._line_info(idx, ordered, pos, res.status))
-
-        self.prototypes_ = np.vstack(protos)
-        self.prototype_labels_ = np.vstack(labels)
-        self.lines_ = info
-        self._seg_starts = np.vstack(starts)
-        self._seg_ends = np.vstack(ends)
-        width = max(len(entry["prototypes"]) for entry in info)
-        table = np.full((len(info), width), len(protos), dtype=np.intp)
-        for li, entry in enumerate(info):
-            table[li, : len(entry["prototypes"])] = entry["prototypes"]
-        self._line_table = table
-        self._route_matrix = np.vstack([self.prototypes_, self._seg_starts, self._seg_ends])
-
-    def _fit_heads(self, Xs: np.ndarray, y: np.ndarray, seed: int) -> None:
-        """DeepSLP: train two heads per soft-label line; lines without soft labels keep theirs."""
-        heads = []
-        for li, entry in enumerate(self.lines_):
-            if entry["status"] not in ("lp", "lp-no-midpoints"):
-                heads.append(None)
-                continue
-            cols = np.searchsorted(self.classes_, entry["classes"])
-            mask = np.isin(y, cols)
-            y_line = np.searchsorted(cols, y[mask]) if np.all(np.diff(cols) > 0) else np.array(
-                [list(cols).index(c) for c in y[mask]]
-            )
-            p1, p2 = self.prototypes_[entry["prototypes"]]
-            d1 = np.linalg.norm(Xs[mask] - p1, axis=1)
-            d2 = np.linalg.norm(Xs[mask] - p2, axis=1)
-            w1, _ = line_mix_weights(d1, d2)
-            init = None
-            if self.head_init == "lp":
-                init = tuple(self.prototype_labels_[p][cols] for p in entry["prototypes"])
-            h1, h2, _ = train_line_heads(
-                Xs[mask], y_line, len(cols), w1,
-                hidden=self.hidden_size, learning_rate=self.learning_rate,
-                n_epochs=self.n_epochs, weight_decay=self.weight_decay, seed=seed + li,
-                init_labels=init,
-            )
-            heads.append((h1, h2))
-            for proto, head in zip(entry["prototypes"], (h1, h2)):
-                z = heads_forward(head, self.prototypes_[proto][None])[0]
-                label = np.zeros(len(self.classes_))
-                label[cols] = softmax(z, axis=-1)
-                self.prototype_labels_[proto] = label
-        self.heads_ = heads
-
-    def _line_info(self, idx, classes, positions, status) -> dict:
-        return {
-            "prototypes": np.asarray(idx, dtype=np.intp),
-            "classes": self.classes_[np.asarray(classes, dtype=np.intp)],
-            "positions": np.asarray(positions, dtype=np.float64),
-            "status": status,
-        }
+    def _make_lines(self, Z, y, centroids, rng, project) -> list[Line]:
+        """The prototypical lines that ``n_prototypes`` asks for (see the class docs)."""
+        n_classes = len(self.classes_)
+        M = n_classes if self.n_prototypes == "n_classes" else self.n_prototypes
+        split = partial(split_class, Z=Z, y=y, rng=rng, project=project)
+        if n_classes == 1:
+            return [Line(centroids[0], centroids[0], [0], 0, 0, is_point=True)]
+        if M == "auto":
+            return lines_from_centroids(centroids, None, split)
+        if M < n_classes:
+            lines = lines_from_centroids(centroids, M // 2, split)
+            return split_off_point(lines, centroids) if M % 2 == 1 else lines
+        anchors, anchor_classes = class_anchors(Z, y, allocate(M, y, n_classes), rng, project)
+        return lines_from_anchors(anchors, anchor_classes)
 
     # ------------------------------------------------------------------ prediction
+    def _chunks(self, X):
+        """Number of rows of ``X``, and its validated chunks with their class probabilities.
+
+        A 2-D NumPy array (a ``np.memmap`` included) is validated chunk by chunk with the
+        same checks as a whole, so no full-size copy is ever made; other inputs (lists, data
+        frames) are validated whole first, as scikit-learn does. Chunks are bounded by
+        scikit-learn's ``working_memory`` setting and by ``_MAX_CHUNK_ROWS``.
+        """
+        check_is_fitted(self)
+        by_chunk = isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[0] > 0
+        if not by_chunk:
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        ps = self._prototype_set
+        # float64 bytes per row: a few copies of the row (conversion, centring, frame) and of
+        # its distances to prototypes and segment ends, and its probabilities.
+        width = len(ps.points) + 2 * len(ps.starts) + ps.labels.shape[1]
+        n_rows = get_chunk_n_rows(8 * 4 * (X.shape[1] + width), max_n_rows=_MAX_CHUNK_ROWS)
+
+        def blocks():
+            for sl in gen_batches(X.shape[0], n_rows):
+                chunk = X[sl]
+                if by_chunk:
+                    chunk = validate_data(self, chunk, reset=False,
+                                          dtype=[np.float64, np.float32])
+                if self.metric == "cosine":
+                    chunk = normalize_rows(chunk)
+                rows = to_frame(chunk, self._frame)
+                yield sl, block_proba(ps, self.heads_, rows, self.n_neighbors, self.routing)
+
+        return X.shape[0], blocks()
+
+    def _collect(self, X, reduce):
+        """``reduce(proba)`` of every chunk of ``X``, written into one preallocated array."""
+        n_samples, blocks = self._chunks(X)
+        out = None
+        for sl, proba in blocks:
+            part = reduce(proba)
+            if out is None:
+                out = np.empty((n_samples, *part.shape[1:]), dtype=part.dtype)
+            out[sl] = part
+        return out
+
     def predict_proba(self, X):
         """Class probabilities: normalised SLaPkNN scores.
 
@@ -489,101 +393,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        check_is_fitted(self)
-        # float32 input stays float32: the distance products run twice as fast, and the
-        # probabilities are still computed in float64.
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        out = np.empty((X.shape[0], len(self.classes_)))
-        for sl in gen_batches(X.shape[0], _BATCH):
-            out[sl] = self._proba_chunk(self._to_space(X[sl]))
-        return out
-
-    def _proba_chunk(self, Xs: np.ndarray) -> np.ndarray:
-        M, L = len(self.prototypes_), len(self.lines_)
-        if self.routing == "global" or L == 1:
-            D = euclidean_distances_fast(Xs, self.prototypes_)
-            if self.heads_ is None:
-                return slapknn_proba(D, self.prototype_labels_, self.n_neighbors)
-            if L == 1 and self.heads_[0] is not None and self.routing == "line":
-                return self._heads_proba(Xs, 0, D[:, 0], D[:, 1])
-            k = min(self.n_neighbors, M)
-            idx = np.argpartition(D, k - 1, axis=1)[:, :k] if k < M else np.broadcast_to(
-                np.arange(M), D.shape
-            )
-            return soft_vote(np.take_along_axis(D, idx, axis=1), self._neural_labels(Xs, idx))
-        # One matrix product serves the segment distances and the prototype distances
-        # (segment end points are stacked under the prototypes).
-        G = Xs @ self._route_matrix.T.astype(Xs.dtype)
-        seg = point_segment_distances(
-            Xs, self._seg_starts, self._seg_ends, XS=G[:, M : M + L], XE=G[:, M + L :]
-        )
-        line = np.argmin(seg, axis=1)
-        # Only the routed line's prototypes vote: gather their distances, nothing else.
-        table = self._line_table[line]  # (n, max prototypes per line); M pads
-        valid = table < M
-        safe = np.where(valid, table, 0)
-        rows = np.arange(len(Xs))[:, None]
-        xx = np.einsum("ij,ij->i", Xs, Xs).astype(np.float64)[:, None]
-        pp = np.einsum("ij,ij->i", self.prototypes_, self.prototypes_)
-        sq = xx + pp[safe] - 2.0 * G[rows, safe]
-        D = np.sqrt(np.maximum(sq, 0.0))
-        # exact recomputation near zero, as in euclidean_distances_fast
-        close = valid & (D <= 1e-3 * np.sqrt(1.0 + pp[safe]))
-        if close.any():
-            r, c = np.nonzero(close)
-            diff = Xs[r].astype(np.float64) - self.prototypes_[safe[r, c]]
-            D[r, c] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-        D[~valid] = np.inf
-        if self.heads_ is not None:
-            out = np.empty((len(Xs), len(self.classes_)))
-            plain = np.ones(len(Xs), dtype=bool)
-            for li, head in enumerate(self.heads_):
-                rows = line == li
-                if head is None or not rows.any():
-                    continue
-                plain[rows] = False
-                out[rows] = self._heads_proba(Xs[rows], li, D[rows, 0], D[rows, 1])
-            if plain.any():
-                out[plain] = self._vote(D[plain], safe[plain], table.shape[1])
-            return out
-        return self._vote(D, safe, table.shape[1])
-
-    def _vote(self, D: np.ndarray, safe: np.ndarray, width: int) -> np.ndarray:
-        k = min(self.n_neighbors, width)
-        if k < width:
-            part = np.argpartition(D, k - 1, axis=1)[:, :k]
-            D = np.take_along_axis(D, part, axis=1)
-            safe = np.take_along_axis(safe, part, axis=1)
-        return soft_vote(D, self.prototype_labels_[safe])
-
-    def _heads_proba(self, Xs, li: int, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-        """DeepSLP rule on one line: distance-weighted mix of the two heads' soft labels."""
-        cols = np.searchsorted(self.classes_, self.lines_[li]["classes"])
-        h1, h2 = self.heads_[li]
-        w1, w2 = line_mix_weights(d1, d2)
-        if self.n_neighbors == 1:  # only the nearer prototype votes
-            w1 = (d1 <= d2).astype(np.float64)
-            w2 = 1.0 - w1
-        z1, z2 = softmax(heads_forward(h1, Xs), axis=-1), softmax(heads_forward(h2, Xs), axis=-1)
-        out = np.zeros((len(Xs), len(self.classes_)))
-        out[:, cols] = w1[:, None] * z1 + w2[:, None] * z2
-        return out
-
-    def _neural_labels(self, Xs: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Soft labels of the selected prototypes, evaluated at each query (global routing)."""
-        Y = self.prototype_labels_[idx].copy()
-        for li, head in enumerate(self.heads_):
-            if head is None:
-                continue
-            cols = np.searchsorted(self.classes_, self.lines_[li]["classes"])
-            for proto, h in zip(self.lines_[li]["prototypes"], head):
-                hit = idx == proto
-                rows = hit.any(axis=1)
-                if rows.any():
-                    lab = np.zeros((int(rows.sum()), len(self.classes_)))
-                    lab[:, cols] = softmax(heads_forward(h, Xs[rows]), axis=-1)
-                    Y[hit] = lab[np.nonzero(hit[rows])[0]]
-        return Y
+        return self._collect(X, _unchanged)
 
     def decision_function(self, X):
         """Confidence scores.
@@ -598,11 +408,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             For two classes, ``P(classes_[1]) - P(classes_[0])`` (positive means
             ``classes_[1]``); otherwise the class probabilities.
         """
-        check_is_fitted(self)
-        proba = self.predict_proba(X)
-        if proba.shape[1] == 2:
-            return proba[:, 1] - proba[:, 0]
-        return proba
+        return self._collect(X, _binary_margin)
 
     def predict(self, X):
         """Predict the class of each row of ``X``.
@@ -615,5 +421,4 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self._collect(X, lambda proba: self.classes_[np.argmax(proba, axis=1)])

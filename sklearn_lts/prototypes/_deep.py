@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["heads_forward", "line_mix_weights", "train_line_heads"]
+__all__ = ["head_proba", "heads_forward", "line_mix_weights", "train_line_heads"]
 
 
 def line_mix_weights(d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +75,25 @@ def heads_forward(layers: list[tuple[np.ndarray, np.ndarray]], X: np.ndarray) ->
         if i < len(layers) - 1:
             out = np.maximum(out, 0.0)
     return out
+
+
+def head_proba(layers: list[tuple[np.ndarray, np.ndarray]], Z: np.ndarray) -> np.ndarray:
+    """Softmax of a head at ``Z``: its soft label at each query.
+
+    Computed from the max-shifted logits, so huge logits (a query far from the data) give
+    probabilities of 0 and 1, never NaN.
+
+    Examples
+    --------
+    >>> head = [(np.array([[1.0], [-1.0]]), np.array([0.0, 0.0]))]
+    >>> head_proba(head, np.array([[0.0], [1e300]]))
+    array([[0.5, 0.5],
+           [1. , 0. ]])
+    """
+    out = heads_forward(layers, Z)
+    out -= out.max(axis=1, keepdims=True)
+    np.exp(out, out=out)
+    return out / out.sum(axis=1, keepdims=True)
 
 
 def train_line_heads(

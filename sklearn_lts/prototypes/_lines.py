@@ -8,7 +8,7 @@ the nearest line segment. Two prototypes sit on each line, at its end points.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -22,6 +22,7 @@ __all__ = [
     "lines_from_anchors",
     "lines_from_centroids",
     "point_segment_distances",
+    "split_off_point",
 ]
 
 
@@ -48,7 +49,6 @@ class Line:
     start_class: int
     end_class: int
     is_point: bool = False
-    members: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def class_centroids(X: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -72,11 +72,14 @@ def point_segment_distances(
     ends: np.ndarray,
     XS: np.ndarray | None = None,
     XE: np.ndarray | None = None,
+    xx: np.ndarray | None = None,
 ) -> np.ndarray:
     """Euclidean distance from each row of ``X`` to each segment ``[starts[l], ends[l]]``.
 
     Vectorised through matrix products, so it costs about as much as one distance matrix.
-    A degenerate segment (``start == end``) is a point.
+    A degenerate segment (``start == end``) is a point. Computed in float64 by expanding the
+    squares: give centred coordinates of order one (the classifier passes frame coordinates,
+    see :mod:`~sklearn_lts.prototypes._frame`), not raw data with a large offset.
 
     Parameters
     ----------
@@ -85,6 +88,8 @@ def point_segment_distances(
     XS, XE : ndarray of shape (n_samples, n_segments), optional
         ``X @ starts.T`` and ``X @ ends.T`` when the caller already has them (the classifier
         takes them from the product with its prototypes, which are the segment end points).
+    xx : ndarray of shape (n_samples,), optional
+        Squared norms of the rows of ``X``, when the caller has them.
 
     Returns
     -------
@@ -97,24 +102,21 @@ def point_segment_distances(
     array([[1.],
            [1.]])
     """
-    X = np.asarray(X)
-    # Work in the input's float dtype: float32 halves the memory traffic of this hot path.
-    dt = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    X = np.asarray(X, dtype=np.float64)
     S = np.asarray(starts, dtype=np.float64)
-    V = np.asarray(ends, dtype=np.float64) - S  # segment directions
-    vv = (V * V).sum(1).astype(dt)
-    if XS is None:
-        XS = X @ S.T.astype(dt)
-    if XE is None:
-        XE = X @ np.asarray(ends, dtype=dt).T
-    xx = np.einsum("ij,ij->i", X, X).astype(dt)[:, None]
-    d2_start = xx + (S * S).sum(1).astype(dt)[None, :] - 2 * XS  # ||x - s||^2
-    proj = (XE - XS) - (S * V).sum(1).astype(dt)[None, :]  # <x - s, v>
+    E = np.asarray(ends, dtype=np.float64)
+    V = E - S  # segment directions
+    XS = X @ S.T if XS is None else XS
+    XE = X @ E.T if XE is None else XE
+    xx = (np.einsum("ij,ij->i", X, X) if xx is None else xx)[:, None]
+    d2 = xx + (S * S).sum(1) - 2 * XS  # ||x - s||^2
+    proj = (XE - XS) - (S * V).sum(1)  # <x - s, v>
+    vv = (V * V).sum(1)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(vv > 0, proj / vv, 0)
     np.clip(t, 0, 1, out=t)
-    d2 = d2_start - 2 * t * proj + t * t * vv
-    return np.sqrt(np.maximum(d2, 0))
+    d2 -= t * (2 * proj - t * vv)  # ||x - s - t v||^2
+    return np.sqrt(np.maximum(d2, 0, out=d2), out=d2)
 
 
 def line_positions(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -225,6 +227,34 @@ def lines_from_centroids(
         lines.append(Line(centroids[a].copy(), centroids[b].copy(), [a, b], a, b))
         free.extend(c for c in g if c not in (a, b))
     _attach(lines, centroids, sorted(free))
+    return lines
+
+
+def split_off_point(lines: list[Line], centroids: np.ndarray) -> list[Line]:
+    """Give the attached class furthest from its line a prototype (a point line) of its own.
+
+    Used for an odd number of prototypes below the number of classes: the odd prototype goes
+    where a line serves a class worst. End classes are never moved. Modifies ``lines``.
+
+    Examples
+    --------
+    >>> C = np.array([[0.0, 0.0], [4.0, 0.0], [1.0, 0.5], [2.0, 3.0]])
+    >>> ln = Line(C[0], C[1], [0, 1, 2, 3], 0, 1)
+    >>> [(l.classes, l.is_point) for l in split_off_point([ln], C)]
+    [([0, 1, 2], False), ([3], True)]
+    """
+    best = None
+    for li, ln in enumerate(lines):
+        for c in ln.classes:
+            if c in (ln.start_class, ln.end_class):
+                continue
+            d = point_segment_distances(centroids[c][None], ln.start[None], ln.end[None])[0, 0]
+            if best is None or d > best[0]:
+                best = (d, li, c)
+    if best is not None:
+        _, li, c = best
+        lines[li].classes.remove(c)
+        lines.append(Line(centroids[c], centroids[c], [c], c, c, is_point=True))
     return lines
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sklearn_lts.prototypes._distances import distances_from_products
+from sklearn_lts.prototypes._frame import fit_frame, to_frame
+
 __all__ = [
     "euclidean_distances_fast",
     "inverse_distance_weights",
@@ -17,25 +20,27 @@ __all__ = [
 ]
 
 
-def euclidean_distances_fast(
-    X: np.ndarray, P: np.ndarray, XP: np.ndarray | None = None
-) -> np.ndarray:
+def euclidean_distances_fast(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Euclidean distances between the rows of ``X`` and ``P`` through one matrix product.
+
+    Both are first mapped to the frame of ``P`` (centred on its mean, scaled by a power of
+    two, see :mod:`~sklearn_lts.prototypes._frame`), so a large common offset does not cancel
+    the distances and no magnitude overflows or underflows; the product is accumulated in
+    float64 and pairs too close for it are recomputed exactly
+    (:func:`~sklearn_lts.prototypes._distances.distances_from_products`).
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
+        Any finite float32 or float64 values.
     P : ndarray of shape (n_points, n_features)
-    XP : ndarray of shape (n_samples, n_points), optional
-        ``X @ P.T`` when the caller already has it (it shares one product between several
-        uses). Computed in the dtype of ``X`` (float32 stays float32) otherwise.
 
     Returns
     -------
     D : ndarray of shape (n_samples, n_points)
-        Non-negative distances, in the dtype of ``X`` (float32 or float64). Rows of ``X``
-        that are equal to a row of ``P`` up to rounding get their distance recomputed exactly,
-        so an exact match gives exactly 0.
+        Float64 distances, relative error below ``2**-27``; an exact match gives exactly 0.
+        A query whose squared distance from the points' centre exceeds the float64 range
+        (``1e154`` times their spread) gets ``inf``.
 
     Examples
     --------
@@ -43,25 +48,13 @@ def euclidean_distances_fast(
     >>> euclidean_distances_fast(np.array([[0.0, 0.0]]), np.array([[3.0, 4.0], [0.0, 0.0]]))
     array([[5., 0.]])
     """
-    X = np.asarray(X)
-    P = np.asarray(P, dtype=X.dtype)
-    if XP is None:
-        XP = X @ P.T
-    # Computed in the input's float dtype: float32 halves the memory traffic, and its
-    # relative error (~1e-7 of the squared norms) does not change which prototypes are near.
-    dt = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    pp = np.einsum("ij,ij->i", P, P).astype(dt)
-    sq = np.einsum("ij,ij->i", X, X).astype(dt)[:, None] + pp[None, :] - 2 * XP.astype(dt)
-    np.maximum(sq, 0, out=sq)
-    D = np.sqrt(sq, out=sq)
-    # The expansion loses precision near 0; recompute near-matches exactly so that a query
-    # sitting on a prototype is recognised as such (it then takes that prototype's label).
-    tol = 1e-3 * np.sqrt(1.0 + pp) if X.dtype == np.float32 else 1e-6 * np.sqrt(1.0 + pp)
-    close = D <= tol[None, :]
-    if close.any():
-        rows, cols = np.nonzero(close)
-        diff = X[rows].astype(np.float64) - P[cols].astype(np.float64)
-        D[rows, cols] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    P = np.asarray(P, dtype=np.float64)
+    frame = fit_frame(P)
+    Q = to_frame(P, frame).Z
+    Z, zz = to_frame(X, frame, clamp=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        D = np.ldexp(distances_from_products(Z, Q, Z @ Q.T, zz), frame.exponent)
+    D[~np.isfinite(zz)] = np.inf
     return D
 
 
@@ -97,23 +90,31 @@ def inverse_distance_weights(D: np.ndarray) -> np.ndarray:
     return W / W.sum(axis=1, keepdims=True)
 
 
-def slapknn_proba(D: np.ndarray, soft_labels: np.ndarray, n_neighbors: int | None) -> np.ndarray:
+def slapknn_proba(
+    D: np.ndarray,
+    soft_labels: np.ndarray,
+    n_neighbors: int | None,
+    ids: np.ndarray | None = None,
+) -> np.ndarray:
     """Class probabilities of the SLaPkNN rule from a distance matrix.
 
     Parameters
     ----------
-    D : ndarray of shape (n_samples, n_prototypes)
-        Distances from each query to each prototype; ``inf`` excludes a prototype for that
-        query (used to restrict a query to the prototypes of one line).
+    D : ndarray of shape (n_samples, n_candidates)
+        Distances from each query to its candidate prototypes; ``inf`` excludes a candidate
+        for that query (used to restrict a query to the prototypes of one line).
     soft_labels : ndarray of shape (n_prototypes, n_classes)
         One distribution over classes per prototype (rows sum to 1).
     n_neighbors : int or None
-        Number of nearest prototypes that vote; ``None`` means all of them.
+        Number of nearest candidates that vote; ``None`` means all of them.
+    ids : ndarray of shape (n_samples, n_candidates), optional
+        Row of ``soft_labels`` behind each column of ``D``; by default column ``j`` is
+        prototype ``j`` (then ``n_candidates == n_prototypes``).
 
     Returns
     -------
     proba : ndarray of shape (n_samples, n_classes)
-        ``sum_i w_i y_i`` over the ``k`` nearest prototypes with ``w`` from
+        ``sum_i w_i y_i`` over the ``k`` nearest candidates with ``w`` from
         :func:`inverse_distance_weights`; rows sum to 1.
 
     Examples
@@ -125,16 +126,22 @@ def slapknn_proba(D: np.ndarray, soft_labels: np.ndarray, n_neighbors: int | Non
     >>> Y = np.array([[0.9, 0.1], [0.1, 0.9]])
     >>> slapknn_proba(D, Y, n_neighbors=2)
     array([[0.7, 0.3]])
+    >>> slapknn_proba(np.array([[3.0, 1.0]]), Y, n_neighbors=1, ids=np.array([[0, 1]]))
+    array([[0.1, 0.9]])
     """
     D = np.asarray(D)  # neighbours are selected in the input dtype, weights in float64
     Y = np.asarray(soft_labels, dtype=np.float64)
-    n_protos = D.shape[1]
-    k = n_protos if n_neighbors is None else min(int(n_neighbors), n_protos)
-    if k < n_protos:
-        idx = np.argpartition(D, k - 1, axis=1)[:, :k]
-        D = np.take_along_axis(D, idx, axis=1)
-        return soft_vote(D.astype(np.float64), Y[idx])
-    return soft_vote(D.astype(np.float64), np.broadcast_to(Y, (D.shape[0], *Y.shape)))
+    width = D.shape[1]
+    k = width if n_neighbors is None else min(int(n_neighbors), width)
+    if k == width and ids is None:  # every prototype votes: no gather, a broadcast view
+        return soft_vote(D.astype(np.float64), np.broadcast_to(Y, (D.shape[0], *Y.shape)))
+    if ids is None:
+        ids = np.broadcast_to(np.arange(width), D.shape)
+    if k < width:
+        part = np.argpartition(D, k - 1, axis=1)[:, :k]
+        D = np.take_along_axis(D, part, axis=1)
+        ids = np.take_along_axis(ids, part, axis=1)
+    return soft_vote(D.astype(np.float64), Y[ids])
 
 
 def soft_vote(D: np.ndarray, Y: np.ndarray) -> np.ndarray:

@@ -87,35 +87,35 @@ def _equalities(positions: np.ndarray, nv: int, with_midpoints: bool):
     return A_eq, b_eq
 
 
+def _win_rows(positions: np.ndarray, nv: int) -> list[np.ndarray]:
+    """Rows of ``s_j(lambda_i) - s_i(lambda_i)`` for every class ``i`` and rival ``j != i``."""
+    n = len(positions)
+    return [
+        _score_row(nv, n, j, lam) - _score_row(nv, n, i, lam)
+        for i, lam in enumerate(positions)
+        for j in range(n)
+        if j != i
+    ]
+
+
 def _solve(positions: np.ndarray, with_midpoints: bool, margin: float):
     n = len(positions)
     # Variables: a (n), b (n), t (1), u (n). Score row at lambda: [(1-l) e_j, l e_j, 0, 0].
     nv = 3 * n + 1
-
-    def score_row(j: int, lam: float) -> np.ndarray:
-        r = np.zeros(nv)
-        r[j] = 1.0 - lam
-        r[n + j] = lam
-        return r
-
-    A_ub, b_ub = [], []
-    for i, lam in enumerate(positions):
-        for j in range(n):
-            if j != i:  # s_j - s_i <= -margin
-                A_ub.append(score_row(j, lam) - score_row(i, lam))
-                b_ub.append(-margin)
+    A_ub = _win_rows(positions, nv)  # s_j - s_i <= -margin
+    b_ub = [-margin] * len(A_ub)
     # margin_i = 2 s_i(lambda_i) - 1 because the scores sum to 1 at every lambda.
     # "sum of the two smallest margins" = max_t 2 t - sum_i max(0, t - margin_i): u_i >= t - m_i.
+    c = np.zeros(nv)
     for i, lam in enumerate(positions):
-        r = -2.0 * score_row(i, lam)
+        own = 2.0 * _score_row(nv, n, i, lam)
+        r = -own
         r[2 * n] = 1.0
         r[2 * n + 1 + i] = -1.0
         A_ub.append(r)
         b_ub.append(-1.0)
+        c -= own  # maximise sum of margins (constant -n dropped)
     A_eq, b_eq = _equalities(positions, nv, with_midpoints)
-    c = np.zeros(nv)
-    for i, lam in enumerate(positions):
-        c -= 2.0 * score_row(i, lam)  # maximise sum of margins (constant -n dropped)
     c[2 * n] -= 2.0
     c[2 * n + 1 :] += 1.0
     bounds = [(0.0, 1.0)] * (2 * n) + [(None, None)] + [(0.0, None)] * n
@@ -130,21 +130,14 @@ def _max_margin(positions: np.ndarray, with_midpoints: bool) -> float:
     """Largest win margin any soft labels can reach (0 or less: not every class can win)."""
     n = len(positions)
     nv = 2 * n + 1  # a, b, gamma
-    A_ub, b_ub = [], []
-    for i, lam in enumerate(positions):
-        for j in range(n):
-            if j != i:  # s_j - s_i + gamma <= 0
-                r = np.zeros(nv)
-                r[j], r[n + j] = 1.0 - lam, lam
-                r[i], r[n + i] = r[i] - (1.0 - lam), r[n + i] - lam
-                r[-1] = 1.0
-                A_ub.append(r)
-                b_ub.append(0.0)
+    A_ub = _win_rows(positions, nv)  # s_j - s_i + gamma <= 0
+    for r in A_ub:
+        r[-1] = 1.0
     A_eq, b_eq = _equalities(positions, nv, with_midpoints)
     c = np.zeros(nv)
     c[-1] = -1.0
     bounds = [(0.0, 1.0)] * (2 * n) + [(None, 1.0)]
-    res = linprog(c, A_ub=np.array(A_ub), b_ub=np.array(b_ub), A_eq=np.array(A_eq),
+    res = linprog(c, A_ub=np.array(A_ub), b_ub=np.zeros(len(A_ub)), A_eq=np.array(A_eq),
                   b_eq=np.array(b_eq), bounds=bounds, method="highs")
     return float(res.x[-1]) if res.status == 0 else -np.inf
 

@@ -6,7 +6,12 @@ from sklearn.base import clone
 from sklearn.datasets import load_iris
 
 from sklearn_lts import SoftLabelPrototypeClassifier
-from sklearn_lts.prototypes._deep import heads_forward, line_mix_weights, train_line_heads
+from sklearn_lts.prototypes._deep import (
+    head_proba,
+    heads_forward,
+    line_mix_weights,
+    train_line_heads,
+)
 from tests.prototypes.conftest import digit_episodes
 
 
@@ -80,3 +85,95 @@ def test_neural_beats_lp_when_less_than_one_shot():
             acc[sl].append(clf.fit(X[idx], y[idx]).score(X[mask], y[mask]))
     assert np.mean(acc["neural"]) > np.mean(acc["lp"]) + 0.1
     assert np.mean(acc["neural"]) > 0.8
+
+
+class RecordingOptimizer:
+    """Stands in for AdamW: records each step's gradients and changes nothing."""
+
+    steps: list = []
+
+    def __init__(self, params, lr, weight_decay):
+        self.params = list(params)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        RecordingOptimizer.steps.append([p.grad.detach().clone() for p in self.params])
+
+
+def test_each_head_gradient_is_scaled_by_its_loss_share(monkeypatch):
+    """Reference rule: head k's gradients are those of the mean cross-entropy times
+    r_k = sum_n w_k(x_n) l_n / sum_n l_n (w_2 = 1 - w_1), recomputed here by autograd."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.RandomState(0)
+    X = rng.randn(30, 4)
+    y = rng.randint(0, 3, 30)
+    w1 = rng.rand(30) ** 4  # mostly near the second prototype: r_1 is far from 1/2
+    monkeypatch.setattr(torch.optim, "AdamW", RecordingOptimizer)
+    RecordingOptimizer.steps = []
+    h1, h2, _ = train_line_heads(X, y, 3, w1, n_epochs=1, seed=0)  # xavier start
+    (W1, b1), (W2, b2) = (
+        [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in layer]
+        for layer in (h1[0], h2[0])
+    )
+    Xt, a = torch.as_tensor(X), torch.as_tensor(w1)[:, None]
+    p = a * torch.softmax(Xt @ W1.T + b1, 1) + (1 - a) * torch.softmax(Xt @ W2.T + b2, 1)
+    losses = -torch.log(p[torch.arange(30), torch.as_tensor(y)])
+    grads = torch.autograd.grad(losses.mean(), [W1, b1, W2, b2])
+    r1 = float((losses * a[:, 0]).sum().detach() / losses.sum().detach())
+    assert abs(r1 - 0.5) > 0.2
+    got1, got2 = RecordingOptimizer.steps
+    for got, want, r in ((got1, grads[:2], r1), (got2, grads[2:], 1 - r1)):
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, r * w, rtol=1e-10, atol=1e-12)
+
+
+def test_heads_follow_their_seed_not_the_global_rng():
+    torch = pytest.importorskip("torch")
+    X, y = load_iris(return_X_y=True)
+
+    def heads(seed, global_seed):
+        torch.manual_seed(global_seed)
+        clf = SoftLabelPrototypeClassifier(
+            soft_labels="neural", head_init="xavier", hidden_size=4, n_epochs=5,
+            random_state=seed,
+        ).fit(X, y)
+        return [a for pair in clf.heads_ if pair for head in pair for layer in head
+                for a in layer]
+
+    state = torch.random.get_rng_state()
+    a = heads(0, global_seed=1)
+    assert torch.equal(torch.random.get_rng_state(), torch.manual_seed(1).get_state())
+    b = heads(0, global_seed=2)
+    c = heads(1, global_seed=1)
+    torch.random.set_rng_state(state)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
+
+
+def test_head_proba_is_the_softmax_of_the_head():
+    rng = np.random.RandomState(0)
+    head = [(rng.randn(5, 3), rng.randn(5)), (rng.randn(4, 5), rng.randn(4))]
+    Z = rng.uniform(-1, 1, (6, 3)) * np.logspace(0, 250, 6)[:, None]
+    logits = heads_forward(head, Z)
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    proba = head_proba(head, Z)
+    np.testing.assert_allclose(proba, expected, rtol=1e-12, atol=1e-300)
+    assert np.all(np.isfinite(proba)) and np.allclose(proba.sum(1), 1.0)
+
+
+def test_each_line_starts_from_its_own_random_heads():
+    """Line l is seeded with seed + l: lines of the same shape do not share an initialisation."""
+    X, y = load_iris(return_X_y=True)
+    clf = SoftLabelPrototypeClassifier(
+        n_prototypes=6, soft_labels="neural", head_init="xavier", n_epochs=1,
+        learning_rate=1e-12, random_state=0,
+    ).fit(X, y)
+    first_layers = [pair[0][0][0] for pair in clf.heads_ if pair is not None]
+    assert len(first_layers) == 3 and all(w.shape == (2, 4) for w in first_layers)
+    for i in range(3):
+        for j in range(i):
+            assert not np.allclose(first_layers[i], first_layers[j])

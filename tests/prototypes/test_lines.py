@@ -65,3 +65,30 @@ def test_anchor_pairing_prefers_different_classes(n_anchors):
     lines = lines_from_anchors(A, cls)
     assert sum(1 if ln.is_point else 2 for ln in lines) == n_anchors
     assert all(ln.start_class != ln.end_class for ln in lines if not ln.is_point)
+
+
+def test_group_classes_merges_singleton_into_the_nearest_group():
+    # complete linkage into 3 groups: {0, 1}, {2, 3} and the singleton {4}, which is 3.5
+    # from the mean of {0, 1} and 6.5 from the mean of {2, 3}
+    C = np.array([[0.0], [1.0], [10.0], [11.0], [4.0]])
+    assert group_classes(C, 3, merge_singletons=False) == [[0, 1], [2, 3], [4]]
+    assert group_classes(C, 3, merge_singletons=True) == [[0, 1, 4], [2, 3]]
+
+
+def test_group_classes_merge_oracle():
+    """Each singleton of the linkage groups ends in the group whose mean is nearest."""
+    rng = np.random.RandomState(3)
+    checked = 0
+    for _ in range(40):
+        C = rng.randn(7, 3) * rng.uniform(0.1, 3, 3)
+        before = group_classes(C, 4, merge_singletons=False)
+        singles = [g[0] for g in before if len(g) == 1]
+        after = group_classes(C, 4, merge_singletons=True)
+        if len(singles) != 1 or len(before) < 3:
+            continue
+        (s,) = singles
+        rest = [g for g in before if len(g) > 1]
+        target = min(rest, key=lambda g: np.linalg.norm(C[g].mean(0) - C[s]))
+        assert sorted(target + [s]) in after
+        checked += 1
+    assert checked >= 5
