@@ -461,6 +461,8 @@ def main(argv: list[str] | None = None) -> dict:
                              "episodes 3-9 outside the support set), never the eval file; "
                              "writes results/fewshot_adapted_dev")
     parser.add_argument("--dev-episodes", type=int, nargs="+", default=[5, 6])
+    parser.add_argument("--primary", default="adapted_slp",
+                        help="text-level benchmark: the method the targets are checked for")
     parser.add_argument("--redo", nargs="*", default=[],
                         help="text-level benchmark: methods whose checkpointed rows are refit")
     args = parser.parse_args(argv)
@@ -582,10 +584,11 @@ def _frozen(head: Callable[[], BaseEstimator], ctx: EpisodeContext) -> BaseEstim
                                                 verbose=0)), ("clf", head())])
 
 
-def _adapted(ctx: EpisodeContext, **embed: object) -> BaseEstimator:
+def _adapted(ctx: EpisodeContext, head: str = "slp", **embed: object) -> BaseEstimator:
+    clf = (SoftLabelPrototypeClassifier(random_state=0) if head == "slp"
+           else LogisticRegression(C=1.0, max_iter=2000))
     return Pipeline([("embed", SentenceEmbedder(fine_tune="prototypes", verbose=0,
-                                                random_state=0, **embed)),
-                     ("clf", SoftLabelPrototypeClassifier(random_state=0))])
+                                                random_state=0, **embed)), ("clf", clf)])
 
 
 def _setfit(ctx: EpisodeContext) -> object:
@@ -604,13 +607,10 @@ TEXT_METHODS: dict[str, TextFactory] = {
 }
 # Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md
 TEXT_ABLATIONS: dict[str, TextFactory] = {
-    "adapted_logreg": lambda ctx: Pipeline([
-        ("embed", SentenceEmbedder(fine_tune="prototypes", verbose=0, random_state=0)),
-        ("clf", LogisticRegression(C=1.0, max_iter=2000))]),
-    **{f"adapted_slp_l{k}_s{s}_lr{lr:g}": partial(_adapted, fine_tune_layers=k,
-                                                 fine_tune_steps=s, fine_tune_lr=lr)
-       for k, s, lr in [(1, 12, 2e-3), (2, 6, 2e-3), (2, 24, 2e-3), (2, 12, 5e-4),
-                        (4, 12, 2e-3), (1, 24, 2e-3), (2, 12, 5e-3)]},
+    **{f"adapted_{head}_l{k}_s{s}_lr{lr:g}": partial(
+        _adapted, head=head, fine_tune_layers=k, fine_tune_steps=s, fine_tune_lr=lr)
+       for head, k, s, lr in [("slp", 2, 8, 2e-3), ("slp", 1, 12, 2e-3), ("logreg", 2, 8, 2e-3),
+                              ("slp", 2, 4, 5e-3), ("slp", 2, 12, 2e-3)]},
 }
 TEXT_METHODS.update(TEXT_ABLATIONS)
 
@@ -679,9 +679,42 @@ def run_text_benchmark(args, argv: list[str] | None) -> dict:
                         f.write(json.dumps(row) + "\n")
                     print(f"[{task}] k={k} ep={i} {m}: {100 * row['accuracy']:.1f}% "
                           f"fit {row['fit_seconds']:.1f}s", flush=True)
-    rows = [r for key, r in done.items() if key[3] in args.text_methods
+    tasks = set(args.tasks or list_tasks(args.data))
+    rows = [r for key, r in done.items() if key[3] in args.text_methods and key[0] in tasks
             and key[4] == args.max_eval and key[1] in args.shots and key[2] in episodes]
     return write_text_results(out, command, args, rows)
+
+
+def _paired(rows: list[dict], a: str, b: str, k: int) -> list[tuple[dict, dict]]:
+    """(row of ``a``, row of ``b``) for every (task, episode) at ``k`` shots that has both."""
+    by = {(r["task"], r["episode"], r["method"]): r for r in rows if r["shots"] == k}
+    return [(by[(t, e, a)], by[(t, e, b)]) for (t, e, m) in sorted(by)
+            if m == a and (t, e, b) in by]
+
+
+def text_targets(rows: list[dict], shots: list[int], primary: str) -> list[dict]:
+    """The issue's targets for ``primary``, each on the episodes both methods ran."""
+    out = []
+    for k in shots:
+        for other, margin in (("setfit", 0.0), ("frozen_logreg", 2.0)):
+            pairs = _paired(rows, primary, other, k)
+            if not pairs:
+                continue
+            tasks = sorted({p["task"] for p, _ in pairs})
+            per_task = {t: 100 * float(np.mean([p["accuracy"] - o["accuracy"]
+                                                for p, o in pairs if p["task"] == t]))
+                        for t in tasks}
+            diff = float(np.mean(list(per_task.values())))
+            out.append({"shots": k, "target": f"{primary} >= {other} + {margin:g} points",
+                        "value": diff, "met": diff >= margin, "n_episodes": len(pairs),
+                        "per_task": per_task})
+            if other == "setfit":
+                ratio = (np.median([p["fit_seconds"] for p, _ in pairs])
+                         / np.median([o["fit_seconds"] for _, o in pairs]))
+                out.append({"shots": k, "target": f"median fit time of {primary} <= "
+                            "setfit's / 10", "value": float(ratio), "met": bool(ratio <= 0.1),
+                            "n_episodes": len(pairs), "per_task": {}})
+    return out
 
 
 def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
@@ -708,7 +741,8 @@ def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
             vers[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             vers[dist] = "not installed"
-    payload = {"command": command, "versions": vers, "max_eval": args.max_eval,
+    targets = text_targets(rows, args.shots, args.primary)
+    payload = {"command": command, "versions": vers, "max_eval": args.max_eval, "targets": targets,
                "episodes": args.episodes, "shots": args.shots, "tasks": tasks,
                "methods": methods, "skipped": SKIPPED, "summary": summary, "results": rows}
     with open(out + ".json", "w", encoding="utf-8") as f:
@@ -745,6 +779,15 @@ def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
                 f"{summary[str(k)][m]['per_task'][t]:.1f}"
                 if t in summary.get(str(k), {}).get(m, {}).get("per_task", {}) else "—"
                 for m in methods) + " |")
+    if targets:
+        L += ["", f"## Targets for `{args.primary}`", "",
+              "Accuracy differences in points (mean over tasks of the per-task mean over the "
+              "episodes both methods ran); the time target is a ratio of median fit times.", "",
+              "| k | target | value | met | episodes | per task |", "|---|---|---|---|---|---|"]
+        L += [f"| {t['shots']} | {t['target']} | {t['value']:+.2f} | "
+              f"{'yes' if t['met'] else '**no**'} | {t['n_episodes']} | "
+              + ", ".join(f"{task} {d:+.1f}" for task, d in t["per_task"].items()) + " |"
+              for t in targets]
     if SKIPPED:
         L += ["", "Skipped: " + "; ".join(SKIPPED)]
     L += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in vers.items()]

@@ -115,7 +115,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     fine_tune_lr : float, default=2e-3
         AdamW learning rate of the adapter.
     random_state : int, RandomState instance or None, default=None
-        Seeds the adapter's initialisation and dropout.
+        Seeds the adapter's initialisation (training runs without dropout).
 
     Attributes
     ----------
