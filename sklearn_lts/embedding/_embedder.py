@@ -83,7 +83,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         ``b``; ``"mean"``: the mean of the two embeddings (re-normalised if ``normalize``).
         Ignored for single texts.
     device : str or list of str, default="auto"
-        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, or any torch device
+        ``"auto"`` (CUDA when available, else Apple's MPS, else the CPU: the meaning of
+        ``device`` everywhere in the library), ``"cpu"``, ``"cuda"``, or any torch device
         string such as ``"cuda:1"``. A list of several devices (``["cuda:0", "cuda:1"]``,
         ``["cpu", "cpu"]``) encodes with one process per entry (sentence-transformers'
         multi-process pool, started for each :meth:`transform` call: worth it for large

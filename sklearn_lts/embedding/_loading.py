@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from sklearn_lts._device import resolve_device as _resolve
+
 __all__ = ["clear_model_cache", "load_model", "model_fingerprint", "resolve_device",
            "resolve_model_key"]
 
@@ -52,15 +54,11 @@ def is_sentence_transformer(obj: Any) -> bool:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` becomes ``"cuda"`` when available, else ``"cpu"``; other strings pass."""
+    """The library's one meaning of ``device`` (:func:`sklearn_lts._device.resolve_device`)."""
     if not isinstance(device, str) or not device:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch device string, got "
-                         f"{device!r}.")
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'mps' or a torch device string, "
+                         f"got {device!r}.")
+    return _resolve(device)
 
 
 def _looks_like_path(name: str) -> bool:

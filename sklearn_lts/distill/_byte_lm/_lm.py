@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from sklearn.utils._param_validation import validate_parameter_constraints
 
+from sklearn_lts._device import resolve_device
+
 from ._beam import BeamSearch
 from ._boundary import BoundarySearch
 from ._checks import PARAMETER_CONSTRAINTS, check_context, check_text, check_texts, check_vocabulary
@@ -39,7 +41,7 @@ class ByteLevelLM:
     tokenizer : tokenizer or TokenBytes
         Its tokenizer (see :func:`~sklearn_lts.distill.token_bytes` for the supported
         families).
-    method : {"beam", "exact", "lattice", "boundary"}
+    method : {"beam", "exact", "lattice", "boundary"}, default="beam"
         ``"exact"`` sums every tokenization (exponential in the worst case: short strings and
         tests). ``"beam"`` keeps the ``beam_width`` most probable covering hypotheses.
         ``"lattice"`` sums every tokenization too, but lets all token sequences that end at the
@@ -48,32 +50,34 @@ class ByteLevelLM:
         different tokenizations of the same bytes disagree.
         ``"boundary"`` is the cheap approximation: the teacher's distribution at its own
         canonical token boundaries, trie mass ratios inside a token.
-    beam_width : int
+    beam_width : int, default=10
         ``K`` for ``method="beam"``: at each byte, new states (token sequences that just ended
         there, each costing one LM evaluation) are kept only if they rank among the ``K``
         heaviest hypotheses. Continuations of states already evaluated cost nothing and are
         always kept.
-    prune_threshold : float
+    prune_threshold : float, default=1e-3
         For ``method="beam"``: new states lighter than this fraction of the total covering mass
         are not evaluated either (merged, or dropped with ``merge=False``; 0 keeps all ``K``).
         Every kept state costs an LM evaluation, so this is the main speed knob; with merging,
         it also sets most of the remaining error (measured: K=10 and K=32 at 1e-3 are equally
         far from a K=64 beam at 1e-5).
-    batch_size : int
+    batch_size : int, default=256
         Most tokens per forward call.
-    lookahead : int
+    lookahead : int, default=0
         Tokens of canonical continuation evaluated speculatively with every new off-path state
         (0: measured cheaper on SmolLM2, as most such guesses are never used).
-    window : int
+    window : int, default=128
         Tokens of the canonical tokenization evaluated per call along the canonical path.
-    merge : bool
+    merge : bool, default=True
         For ``method="beam"``: fold the weight of pruned new states into the heaviest kept state
         that ends at the same byte (they decode to the same bytes and differ only in how they
         tokenized them), instead of dropping them. ``False`` is the plain beam of Vieira et al.,
         which leaves exact zeros for bytes that only pruned states could produce.
-    device : str
-        ``"auto"`` keeps the model where it is; anything else moves it there.
-    bos_token_id, eos_token_id : int, optional
+    device : str or None, default=None
+        ``None`` keeps the model where it is; ``"auto"`` moves it to CUDA, else Apple's MPS,
+        else the CPU (the meaning of ``device`` everywhere in the library); any other torch
+        device string moves it there.
+    bos_token_id, eos_token_id : int or None, default=None
         Override the tokenizer's BOS/EOS (default: BOS, else EOS; and EOS).
 
     Raises
@@ -136,7 +140,7 @@ class ByteLevelLM:
         lookahead: int = 0,
         window: int = 128,
         merge: bool = True,
-        device: str = "auto",
+        device: str | None = None,
         bos_token_id: int | None = None,
         eos_token_id: int | None = None,
     ):
@@ -153,8 +157,8 @@ class ByteLevelLM:
         self.bos_token_id = bos_token_id
         self.eos_token_id = eos_token_id
         self._validate_params()
-        if device != "auto":
-            model.to(device)
+        if device is not None:
+            model.to(resolve_device(device))
         out = model.get_output_embeddings()
         n_out = out.weight.shape[0] if out is not None else model.config.vocab_size
         self._vocab = vocabulary(tokenizer, n_out, bos_token_id, eos_token_id)
