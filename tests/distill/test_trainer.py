@@ -55,7 +55,9 @@ def test_window_order_is_a_seeded_shuffle_without_replacement():
 
 def test_collate_gathers_each_objectives_targets(tok):
     docs = make_documents(TEXTS, tok, [_rows(t) for t in TEXTS])
-    windows = make_windows([len(d.align.ids) for d in docs], 5)[:3]
+    windows = make_windows([len(d.align.ids) for d in docs], 5)
+    windows = [windows[i] for i in (-1, 0, -2, 1)]  # documents interleaved in the batch
+    assert [w.doc for w in windows] == [1, 0, 1, 0]
     batch = collate(docs, windows, 0, 0, BLD(max_bytes=3))
     b, t = batch["byte_pos"]
     for r in range(b.numel()):
