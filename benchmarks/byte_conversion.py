@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     import transformers
 
-    from sklearn_lts._models import load_smollm2
     from sklearn_lts.distill import ByteLevelLM
+    from sklearn_lts.models import load_smollm2
 
     torch.set_num_threads(args.threads)
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])

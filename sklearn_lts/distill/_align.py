@@ -69,7 +69,7 @@ def align_text(text: str, tokenizer) -> TokenAlignment:
 
     Examples
     --------
-    >>> from sklearn_lts._models import gpt2_tokenizer
+    >>> from sklearn_lts.models import gpt2_tokenizer
     >>> a = align_text("né x", gpt2_tokenizer())
     >>> a.starts.tolist(), a.lengths.tolist(), a.n_bytes
     ([0, 1, 3], [1, 2, 2], 5)

@@ -36,7 +36,7 @@ def make_documents(texts: list[str], tokenizer, teacher_rows=None, uld=None) -> 
 
     Examples
     --------
-    >>> from sklearn_lts._models import gpt2_tokenizer
+    >>> from sklearn_lts.models import gpt2_tokenizer
     >>> [d] = make_documents(["Hi there"], gpt2_tokenizer())
     >>> d.data, d.align.lengths.tolist(), d.teacher_rows is None
     (b'Hi there', [2, 6], True)

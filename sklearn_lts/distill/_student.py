@@ -102,7 +102,7 @@ def bos_pad(tok) -> tuple[int, int]:
 
     Examples
     --------
-    >>> from sklearn_lts._models import gpt2_tokenizer
+    >>> from sklearn_lts.models import gpt2_tokenizer
     >>> bos_pad(gpt2_tokenizer())
     (50256, 50256)
     """

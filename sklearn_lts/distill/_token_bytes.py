@@ -319,7 +319,7 @@ def cached_token_bytes(
 
     Examples
     --------
-    >>> from sklearn_lts._models import gpt2_tokenizer
+    >>> from sklearn_lts.models import gpt2_tokenizer
     >>> tok = gpt2_tokenizer()
     >>> cached_token_bytes(tok) is cached_token_bytes(tok)
     True

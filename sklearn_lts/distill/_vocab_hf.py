@@ -45,7 +45,7 @@ def read_pipeline(tok: Any) -> Pipeline:
 
     Examples
     --------
-    >>> from sklearn_lts._models import gpt2_tokenizer
+    >>> from sklearn_lts.models import gpt2_tokenizer
     >>> p = read_pipeline(gpt2_tokenizer())
     >>> p.model_type, is_byte_level(p), is_normalizing(p)
     ('BPE', True, False)
