@@ -15,6 +15,7 @@ Over *all* hypotheses this is exactly the covering sum (non-canonical tokenizati
 One concept per module:
 
 * ``_lm``: :class:`ByteLevelLM`, the API, and which search each method runs;
+* ``_checks``: what it accepts (parameter constraints, texts, vocabularies, context length);
 * ``_math``: pure math (trie masses along a path, pruning, output rows);
 * ``_state``: named records (tree nodes and their profiles, texts, hypotheses, counters);
 * ``_vocab`` / ``_tokenize``: the byte table and trie of a tokenizer (cached), canonical and

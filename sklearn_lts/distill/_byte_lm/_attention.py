@@ -120,15 +120,18 @@ def tree_attention_forward(module, query, key, value, attention_mask, scaling=No
     h, d = query.shape[1], query.shape[-1]
     g = h // key.shape[1]  # query heads per kv head: packed into the query axis
     out = query.new_empty((query.shape[2], h, d))
-    for rows, qidx, mask, flat, dst_q, w in tree_layout.buckets:
-        k = key[:, :, :w].index_select(0, rows)
-        v = value[:, :, :w].index_select(0, rows)
-        r, qm = qidx.shape
-        q = query[0][:, qidx].transpose(0, 1).reshape(r, k.shape[1], g * qm, d)
-        m = mask[:, :, None].expand(r, 1, g, qm, w).reshape(r, 1, g * qm, w) if g > 1 else mask
+    for b in tree_layout.buckets:
+        w = b.width
+        k = key[:, :, :w].index_select(0, b.rows)
+        v = value[:, :, :w].index_select(0, b.rows)
+        r, qm = b.qidx.shape
+        q = query[0][:, b.qidx].transpose(0, 1).reshape(r, k.shape[1], g * qm, d)
+        m = b.mask
+        if g > 1:
+            m = m[:, :, None].expand(r, 1, g, qm, w).reshape(r, 1, g * qm, w)
         o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=scaling)
         o = o.reshape(r, h, qm, d).transpose(1, 2).reshape(r * qm, h, d)
-        out[dst_q] = o[flat]
+        out[b.dst_q] = o[b.flat]
     return out[None], None
 
 

@@ -55,9 +55,9 @@ def check_texts(texts: Any) -> list:
     if not isinstance(texts, Iterable):
         raise TypeError(f"texts must be an iterable of str or bytes, not {type(texts).__name__}")
     texts = list(texts)
-    for k, t in enumerate(texts):
+    for text_id, t in enumerate(texts):
         if not isinstance(t, _TEXT_TYPES):
-            raise TypeError(f"texts[{k}] must be a str or bytes, not {type(t).__name__}")
+            raise TypeError(f"texts[{text_id}] must be a str or bytes, not {type(t).__name__}")
     return texts
 
 

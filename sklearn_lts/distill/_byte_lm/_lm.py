@@ -194,16 +194,17 @@ class ByteLevelLM:
         if self.method == "lattice":  # one tree per text: its calls are large on their own
             out = []
             with eval_mode(self.model):
-                for k, t in enumerate(texts):
+                for text_id, t in enumerate(texts):
                     runner.reset(1, self.stats_)
-                    state = self._text_state(t, k, cache_row=0)
+                    state = self._text_state(t, text_id, cache_row=0)
                     run_lattice(state, runner, self._vocab)
                     out.append(state.proba)
         else:
             if not texts:
                 return []
             runner.reset(len(texts), self.stats_)
-            states = [self._text_state(t, k, cache_row=k) for k, t in enumerate(texts)]
+            states = [self._text_state(t, text_id, cache_row=text_id)
+                      for text_id, t in enumerate(texts)]
             with eval_mode(self.model):
                 self._search(runner).run(states)
             out = [s.proba for s in states]
