@@ -38,6 +38,7 @@ class AdaptSettings:
     steps: int = 12
     learning_rate: float = 2e-3
     temperature: float = 0.05
+    mix: float = 1.0  # fraction of the weight change kept (WiSE-FT interpolation)
     seed: int = 0
     max_batch: int = 16
 
@@ -272,6 +273,10 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
             opt.step()
             losses.append(float(loss.detach()))
         with torch.no_grad():
+            # Interpolate towards the frozen weights: the change is B @ A, linear in B.
+            for name, p in peft_model.named_parameters():
+                if "lora_B" in name:
+                    p.mul_(settings.mix)
             Z = _embed_support(model, stub, batches).numpy().astype(np.float32)
     state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
     return Adaptation(AdaptedState(save(state), sdict, tuple(losses), time.perf_counter() - t0), Z)
