@@ -172,3 +172,14 @@ def test_pairs_adapt_on_the_joined_text():
     emb = _adapted(fine_tune_steps=4).fit(pairs, LABELS)
     assert emb.adapter_ is not None
     assert emb.transform(pairs).shape == (len(TEXTS), 384)
+
+
+def test_mix_keeps_a_fraction_of_the_weight_change(fitted):
+    emb, Z = fitted
+    half = _adapted(fine_tune_mix=0.5).fit(TEXTS, LABELS)
+    full_w, half_w = load_safetensors(emb.adapter_.weights), load_safetensors(half.adapter_.weights)
+    for k, v in full_w.items():  # same training run, B halved (the change B @ A halves)
+        torch.testing.assert_close(half_w[k], v * 0.5 if "lora_B" in k else v)
+    frozen = SentenceEmbedder(verbose=0).fit(TEXTS).transform(TEXTS)
+    H = half.transform(TEXTS)
+    assert _margin(frozen, LABELS) < _margin(H, LABELS) < _margin(Z, LABELS)

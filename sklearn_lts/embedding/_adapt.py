@@ -38,6 +38,7 @@ class AdaptSettings:
     steps: int = 12
     learning_rate: float = 2e-3
     temperature: float = 0.05
+    mix: float = 1.0  # fraction of the weight change kept (WiSE-FT interpolation)
     seed: int = 0
     max_batch: int = 16
 
@@ -192,6 +193,7 @@ def _batches(model: Any, texts: list[str], max_batch: int) -> list[dict]:
         # sentence-transformers >= 6 renamed tokenize to preprocess (with a deprecation warning)
         feats = (model.preprocess(chunk) if hasattr(model, "preprocess")
                  else model.tokenize(chunk))
+        feats = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in feats.items()}
         out.append({"index": idx, "features": feats})
     return out
 
@@ -217,7 +219,7 @@ def _embed_support(model: Any, stub: _CachedInput, batches: list[dict]) -> Any:
     for b in batches:
         stub.states = b["states"]
         parts.append(model(dict(b["features"]))["sentence_embedding"])
-        index.append(torch.as_tensor(b["index"]))
+        index.append(torch.as_tensor(b["index"], device=parts[-1].device))
     return torch.cat(parts)[torch.argsort(torch.cat(index))]
 
 
@@ -259,7 +261,7 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     peft_model = _peft_model(auto, sdict, len(layers), settings.seed)
     params = [p for p in peft_model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
-    target = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=model.device)
     losses = []
     # Dropout stays off: deterministic steps, and attention dropout cost a quarter of a step.
     model.eval()
@@ -272,7 +274,11 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
             opt.step()
             losses.append(float(loss.detach()))
         with torch.no_grad():
-            Z = _embed_support(model, stub, batches).numpy().astype(np.float32)
+            # Interpolate towards the frozen weights: the change is B @ A, linear in B.
+            for name, p in peft_model.named_parameters():
+                if "lora_B" in name:
+                    p.mul_(settings.mix)
+            Z = _embed_support(model, stub, batches).float().cpu().numpy()
     state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
     return Adaptation(AdaptedState(save(state), sdict, tuple(losses), time.perf_counter() - t0), Z)
 

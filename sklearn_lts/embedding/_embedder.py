@@ -115,6 +115,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         Optimisation steps (AdamW) over the whole labelled set.
     fine_tune_lr : float, default=2e-3
         AdamW learning rate of the adapter.
+    fine_tune_mix : float in (0, 1], default=1.0
+        Fraction of the adapter's weight change that is kept: ``0.5`` lands halfway between
+        the frozen and the adapted weights (weight-space interpolation, as in WiSE-FT).
     random_state : int, RandomState instance or None, default=None
         Seeds the adapter's initialisation (training runs without dropout).
 
@@ -192,6 +195,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         "fine_tune_layers": [Interval(Integral, 1, None, closed="left")],
         "fine_tune_steps": [Interval(Integral, 0, None, closed="left")],
         "fine_tune_lr": [Interval(Real, 0, None, closed="neither")],
+        "fine_tune_mix": [Interval(Real, 0, 1, closed="right")],
         "random_state": ["random_state"],
     }
 
@@ -211,6 +215,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         fine_tune_layers=2,
         fine_tune_steps=12,
         fine_tune_lr=2e-3,
+        fine_tune_mix=1.0,
         random_state=None,
     ):
         self.model = model
@@ -226,6 +231,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.fine_tune_layers = fine_tune_layers
         self.fine_tune_steps = fine_tune_steps
         self.fine_tune_lr = fine_tune_lr
+        self.fine_tune_mix = fine_tune_mix
         self.random_state = random_state
 
     # ------------------------------------------------------------------ helpers
@@ -316,7 +322,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             if self.prompt_name is not None else "")
         settings = AdaptSettings(
             layers=int(self.fine_tune_layers), steps=int(self.fine_tune_steps),
-            learning_rate=float(self.fine_tune_lr),
+            learning_rate=float(self.fine_tune_lr), mix=float(self.fine_tune_mix),
             seed=int(check_random_state(self.random_state).randint(2**31 - 1)))
         texts = [prefix + texts[i] for i in np.flatnonzero(keep)]
         all_rows = bool(keep.all()) and len(texts) == len(first)
