@@ -72,13 +72,14 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         Weight of the distillation term: the byte KL for ``loss="bld"`` (``lambda_KL``), the
         ULD distance for ``loss="uld"``.
     temperature : float, default=1.0
-        Distillation temperature (see :mod:`sklearn_lts.distill._losses`).
+        Distillation temperature: teacher and student distributions are both tempered by
+        ``T`` and the KL is scaled by ``T**2``.
     token_kl_weight : float, default=0.0
         Beyond the paper: weight of ``KL(teacher next byte || student token head's next-byte
-        marginal)`` at every student token start (:func:`~sklearn_lts.distill._losses.
-        token_byte_kl`). The student's next-token distribution implies an exact next-byte
-        distribution (the mass of the tokens starting with each byte), so this distils into
-        the token head that is scored, not only into the byte head. 0 = the paper's objective.
+        marginal)`` at every student token start. The student's next-token distribution
+        implies an exact next-byte distribution (the mass of the tokens starting with each
+        byte), so this distils into the token head that is scored, not only into the byte
+        head. 0 = the paper's objective.
     loss : {"bld", "sft", "uld"}, default="bld"
         ``"sft"``: token CE only (no teacher); ``"uld"``: token CE + Universal Logit
         Distillation (sorted-probability L1 between teacher and student next-token
@@ -112,7 +113,7 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         tqdm progress bars.
     cache_dir : str or None, default=None
         Folder for the teacher byte targets and converted checkpoints (default:
-        ``sklearn_lts._models.cache_root()``). Targets are keyed by teacher, method and text,
+        ``sklearn_lts.models.cache_root()``). Targets are keyed by teacher, method and text,
         so they are reused across runs and across ``loss`` / ``byte_head`` variants.
 
     Attributes

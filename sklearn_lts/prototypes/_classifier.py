@@ -96,8 +96,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         class when it is routed to its line. ``"neural"`` (DeepSLP): each prototype of a line
         carries a small head whose output, a function of the query, replaces the fixed soft
         label; the two labels are mixed with normalised inverse-distance weights (SLaPkNN)
-        and the heads are trained with cross-entropy on the support set (see
-        :mod:`sklearn_lts.prototypes._deep`).
+        and the heads are trained with cross-entropy on the support set (DeepSLP).
     class_positions : {"support", "centroid"}, default="support"
         Where each class sits on its line, which fixes where the LP makes it win and puts the
         decision boundaries (midway between consecutive classes). ``"centroid"`` is the
@@ -154,7 +153,7 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         so no class and no query is ever dropped; a :class:`LineFallbackWarning` is issued).
     heads_ : list
         DeepSLP only (else ``None``): per line, ``None`` or the pair of trained heads as
-        ``[(W, b), ...]`` NumPy arrays (see :func:`~sklearn_lts.prototypes._deep.heads_forward`).
+        ``[(W, b), ...]`` NumPy arrays (weights and biases of each layer).
         Heads read centred, rescaled inputs ``(x - c) / 2**e`` (``c`` the training mean,
         ``2**e`` a power of two bounding ``|x - c|`` on the training data) and are trained on
         ``(x - c) / max|x - c|``, so that training does not depend on the data's offset or
