@@ -150,3 +150,13 @@ def test_library_loads_print_nothing(capsys):
     _models.sentencepiece_tokenizer()
     _models.minilm_path()
     assert capsys.readouterr() == ("", "")
+
+
+def test_sentence_embedder_load_prints_no_progress_bar(capfd):
+    from sklearn_lts import SentenceEmbedder
+    from sklearn_lts.embedding import clear_model_cache
+
+    clear_model_cache()
+    SentenceEmbedder(device="cpu").fit(["warm up"]).transform(["a sentence"])
+    captured = capfd.readouterr()
+    assert "Loading weights" not in captured.err + captured.out

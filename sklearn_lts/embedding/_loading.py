@@ -96,8 +96,11 @@ def load_model(key: str, device: str) -> Any:
             return cached
         from sentence_transformers import SentenceTransformer
 
+        from sklearn_lts._models import transformers_progress_bars
+
         try:
-            model = SentenceTransformer(key, device=device)
+            with transformers_progress_bars():  # no "Loading weights" bar in the user's output
+                model = SentenceTransformer(key, device=device)
         except Exception as exc:  # hub/network/format errors: add the offline recipe
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             raise OSError(
