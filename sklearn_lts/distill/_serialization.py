@@ -139,7 +139,10 @@ def read_folder(path: str, device: str):
             raise ValueError(f"{os.path.join(path, rel)} does not match its recorded checksum")
     sdir = os.path.join(path, "student")
     tok = AutoTokenizer.from_pretrained(sdir)
-    model = AutoModelForCausalLM.from_pretrained(sdir, use_safetensors=True)
+    from sklearn_lts._models import transformers_progress_bars
+
+    with transformers_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(sdir, use_safetensors=True)
     head = None
     if meta["byte_head"] is not None:
         head = head_from_config(meta["byte_head"])

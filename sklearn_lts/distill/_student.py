@@ -28,7 +28,10 @@ def from_pretrained(name: str, role: str):
         )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+    from sklearn_lts._models import transformers_progress_bars
+
+    with transformers_progress_bars():  # no "Loading weights" bar inside a library call
+        return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
 
 
 def _looks_like_path(name: str) -> bool:
