@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
-	$(BIN)/ruff check sklearn_lts tests benchmarks examples
+	$(BIN)/ruff check --no-cache sklearn_lts tests benchmarks examples
 
 # -W: a warning fails the build
 docs: $(STAMP)
