@@ -1,21 +1,24 @@
-"""Teacher byte rows computed inside training, when a batch first needs a text: no cache at all.
+"""Teacher byte rows fetched when training first reads a text: on the fly, or from the cache.
 
-``ByteDistiller(targets="on_the_fly")`` hands the trainer one :class:`LazyRows` per text instead
-of the rows themselves. Training reads a text's rows only by indexing them (the byte offsets of
-the batch, :func:`~sklearn_lts.distill._align.gather_byte_targets`), so the first read of a
-text runs the teacher's byte LM on the whole text (the conversion needs its prefix) and keeps
-the rows, as float32, in a small least-recently-used store shared by the texts; a text
-evicted from it and drawn again is recomputed. The rows are the byte LM's own, not a codec's
-stored distribution: with the same teacher a run gives the same student as a run on a cache of
-``"f32"`` records.
+``ByteDistiller.fit`` hands the trainer one :class:`LazyRows` per text instead of the rows
+themselves. Training reads a text's rows only by indexing them (the byte offsets of a batch,
+:func:`~sklearn_lts.distill._align.gather_byte_targets`), so the first read of a text fetches
+all its rows and keeps them, as float32, in a small least-recently-used store shared by the
+texts; a text evicted from it and drawn again is fetched again. Where rows come from:
 
-This suits a teacher on the same GPU as the student (its byte conversion is then cheap next to
-a training step, and nothing is written to disk); on a CPU, ``targets="cache"`` computes each
-text once and for all.
+* ``targets="on_the_fly"``: the teacher's byte LM runs on the whole text (the conversion needs
+  its prefix). Nothing is written to disk, and the rows are the byte LM's own, not a codec's
+  stored distribution: a run gives the same student as a run on a cache of ``"f32"`` records.
+  This suits a teacher on the same GPU as the student (its byte conversion is then cheap next
+  to a training step); on a CPU, the cache computes each text once and for all.
+* ``targets="cache"``: every text is computed into the cache first (teacher work stays before
+  the student is built), then read from it, decoded, when first needed; memory holds the
+  compact memory map and the store, never the dense rows of the whole corpus.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -24,20 +27,23 @@ from typing import Any
 import numpy as np
 
 from sklearn_lts.distill._constants import ROW_WIDTH
-from sklearn_lts.distill._teacher import teacher_byte_rows
+from sklearn_lts.distill._targets import ByteTargetCache
 
-__all__ = ["LazyRows", "OnTheFlyRows", "byte_targets"]
+__all__ = ["CacheReader", "LazyRows", "RowsOnDemand", "byte_targets"]
+
+logger = logging.getLogger("sklearn_lts")
 
 #: Rows kept by default (float32: 1,028 bytes each, so about 256 MiB)
 DEFAULT_MAX_ROWS = 1 << 18
 
 
-class OnTheFlyRows(Sequence):
-    """Teacher byte rows of ``texts``, each computed with ``byte_lm`` when first read.
+class RowsOnDemand(Sequence):
+    """Teacher byte rows of ``texts``, each fetched from ``source`` when first read.
 
-    Item ``i`` is a :class:`LazyRows` (nothing computed yet); :meth:`rows` computes. Computed
-    rows stay in a least-recently-used store of at most ``max_rows`` rows (the last text read
-    always stays, however long).
+    ``source`` has ``next_byte_proba_batch(texts)`` (a ``ByteLevelLM``, or :class:`CacheReader`).
+    Item ``i`` is a :class:`LazyRows` (nothing fetched yet); :meth:`rows` fetches. Fetched rows
+    stay in a least-recently-used store of at most ``max_rows`` rows (the last text read always
+    stays, however long).
 
     Examples
     --------
@@ -46,15 +52,15 @@ class OnTheFlyRows(Sequence):
     ...     def next_byte_proba_batch(self, texts):
     ...         Uniform.calls += len(texts)
     ...         return [np.full((len(t.encode()) + 1, 257), 1 / 257) for t in texts]
-    >>> rows = OnTheFlyRows(Uniform(), ["ab", "c"])
+    >>> rows = RowsOnDemand(Uniform(), ["ab", "c"])
     >>> rows[0].shape, Uniform.calls
     ((3, 257), 0)
     >>> rows[0][[0, 2]].shape, rows[0][1].dtype, Uniform.calls
     ((2, 257), dtype('float32'), 1)
     """
 
-    def __init__(self, byte_lm: Any, texts: Sequence[str], max_rows: int = DEFAULT_MAX_ROWS):
-        self.byte_lm = byte_lm
+    def __init__(self, source: Any, texts: Sequence[str], max_rows: int = DEFAULT_MAX_ROWS):
+        self.source = source
         self.texts = list(texts)
         self.max_rows = int(max_rows)
         self._store: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -69,12 +75,13 @@ class OnTheFlyRows(Sequence):
         return LazyRows(self, i, len(self.texts[i].encode("utf-8")) + 1)
 
     def rows(self, i: int) -> np.ndarray:
-        """The (n_bytes + 1, 257) float32 rows of text ``i``, computed if not in the store."""
+        """The (n_bytes + 1, 257) float32 rows of text ``i``, fetched if not in the store."""
         got = self._store.get(i)
         if got is not None:
             self._store.move_to_end(i)
             return got
-        (rows,) = self.byte_lm.next_byte_proba_batch([self.texts[i]])
+        (rows,) = self.source.next_byte_proba_batch([self.texts[i]])
+        logger.debug("teacher byte rows of text %d fetched (%d rows)", i, len(rows))
         got = np.asarray(rows, dtype=np.float32)
         got.flags.writeable = False
         self._store[i] = got
@@ -94,7 +101,7 @@ class LazyRows:
     dtype = np.dtype(np.float32)
     ndim = 2
 
-    def __init__(self, source: OnTheFlyRows, index: int, n_rows: int):
+    def __init__(self, source: RowsOnDemand, index: int, n_rows: int):
         self.source, self.index, self.shape = source, index, (n_rows, ROW_WIDTH)
 
     def __len__(self) -> int:
@@ -108,15 +115,28 @@ class LazyRows:
         return np.array(rows, dtype=dtype) if copy else np.asarray(rows, dtype=dtype)
 
 
-def byte_targets(estimator: Any, texts: list[str]) -> Sequence:
+class CacheReader:
+    """A :class:`RowsOnDemand` source that reads a :class:`ByteTargetCache` (checked, decoded)."""
+
+    def __init__(self, cache: ByteTargetCache):
+        self.cache = cache
+
+    def next_byte_proba_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return self.cache.get_many(texts)
+
+
+def byte_targets(estimator: Any, texts: list[str]) -> RowsOnDemand:
     """Teacher byte rows of ``texts`` for ``ByteDistiller.fit``, as its ``targets`` says.
 
-    ``"cache"``: computed once into ``<cache_dir>/bld_targets`` and read from there;
-    ``"on_the_fly"``: an :class:`OnTheFlyRows` (nothing is computed or written here).
+    ``"cache"``: every text not cached yet is computed into ``<cache_dir>/bld_targets`` now,
+    and read from there when training first needs it; ``"on_the_fly"``: nothing is computed
+    or written here.
     """
     model, tok = estimator._load_teacher()
     byte_lm = estimator._byte_lm(model, tok)
     if estimator.targets == "on_the_fly":
-        return OnTheFlyRows(byte_lm, texts)
-    folder = os.path.join(estimator._cache_root(), "bld_targets")
-    return teacher_byte_rows(byte_lm, texts, folder, bool(estimator.verbose))
+        logger.info("teacher byte targets on the fly: %d texts, no cache", len(texts))
+        return RowsOnDemand(byte_lm, texts)
+    cache = ByteTargetCache(os.path.join(estimator._cache_root(), "bld_targets"), byte_lm)
+    cache.precompute(list(dict.fromkeys(texts)), progress=bool(estimator.verbose))
+    return RowsOnDemand(CacheReader(cache), texts)

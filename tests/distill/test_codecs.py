@@ -138,7 +138,7 @@ def test_encode_refuses_what_is_not_a_distribution():
 
 
 def test_size_per_row():
-    assert CODEC.name == "top20" and CODEC.dtype.itemsize == 3 * 20 + 4
+    assert CODEC.name == "top19" and CODEC.dtype.itemsize == 3 * 19 + 4
     assert len(TopKCodec(8).encode(np.ones((5, ROW_WIDTH)))) == 5 * 28
     assert len(CODECS["f32"].encode(np.ones((5, ROW_WIDTH)))) == 5 * 1028
 
@@ -153,6 +153,6 @@ def test_a_folder_with_f32_and_compact_records_serves_both(tmp_path):
     assert lm.calls == texts[3:]  # the f32 records are served, not recomputed
     for reader in (new, ByteTargetCache(str(tmp_path), key="k")):
         assert_serves_exactly(reader, texts[:3], "f32")
-        assert_serves_exactly(reader, texts[3:], "top20")
+        assert_serves_exactly(reader, texts[3:], "top19")
     assert sorted(n for n in os.listdir(new.path) if n.startswith("rows-")) == [
-        "rows-00000.f32", "rows-00000.top20"]
+        "rows-00000.f32", "rows-00000.top19"]

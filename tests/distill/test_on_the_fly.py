@@ -12,7 +12,7 @@ import torch
 
 from sklearn_lts.distill import ByteDistiller, ByteLevelLM, ByteTargetCache
 from sklearn_lts.distill._align import gather_byte_targets
-from sklearn_lts.distill._lazy_rows import OnTheFlyRows
+from sklearn_lts.distill._lazy_rows import RowsOnDemand, byte_targets
 from tests.distill.test_targets import Counting, fake_rows
 
 TEXTS = ["the cat sat on the mat.", "the café was near the sea.", "déjà vu, naïve résumé",
@@ -84,13 +84,31 @@ def test_on_the_fly_student_equals_the_cached_one(teacher, student_spec, tmp_pat
 
 
 def test_the_compact_cache_trains_on_the_stored_distribution(teacher, student_spec, tmp_path):
-    """The default cache (top20) gives other targets than the exact rows: a different KL."""
+    """The default cache (top19) gives other targets than the exact rows: a different KL."""
     exact = _bd(teacher, student_spec, tmp_path / "a", kl_weight=1.0, targets="on_the_fly",
                 max_steps=1).fit(TEXTS)
     compact = _bd(teacher, student_spec, tmp_path / "b", kl_weight=1.0, max_steps=1).fit(TEXTS)
     assert os.listdir(tmp_path / "b" / "bld_targets")
     assert exact.history_[0]["token_ce"] == compact.history_[0]["token_ce"]
     assert exact.history_[0]["kl"] != compact.history_[0]["kl"]
+
+
+def test_cached_targets_are_computed_first_and_read_when_needed(teacher, student_spec, tmp_path,
+                                                                monkeypatch):
+    rows = byte_targets(_bd(teacher, student_spec, tmp_path), TEXTS)
+    byte_lm = ByteLevelLM(teacher[0], teacher[1], method="boundary")
+    cache = ByteTargetCache(os.path.join(tmp_path, "bld_targets"), byte_lm)
+    assert all(t in cache for t in TEXTS)  # every text computed before training starts
+    expected = cache.get(TEXTS[1])
+    reads = []
+    real_get = ByteTargetCache.get
+    monkeypatch.setattr(ByteTargetCache, "get",
+                        lambda self, t: reads.append(t) or real_get(self, t))
+    lazy = list(rows)
+    assert reads == [] and lazy[1].shape == expected.shape  # nothing read, not even decoded
+    np.testing.assert_array_equal(lazy[1][[0, 3]], expected[[0, 3]])
+    np.testing.assert_array_equal(np.asarray(lazy[1]), expected)
+    assert reads == [TEXTS[1]]  # read once, then kept
 
 
 def test_targets_is_validated(teacher, student_spec, tmp_path):
@@ -101,7 +119,7 @@ def test_targets_is_validated(teacher, student_spec, tmp_path):
 def test_rows_are_computed_when_first_read_and_kept_in_a_small_store():
     texts = ["the cat", "sat on", "the mat.", "café"]
     lm = Counting()
-    rows = OnTheFlyRows(lm, texts, max_rows=20)  # room for two or three of these texts
+    rows = RowsOnDemand(lm, texts, max_rows=20)  # room for two or three of these texts
     lazy = list(rows)
     assert lm.calls == [] and [r.shape for r in lazy] == [(len(t.encode()) + 1, 257)
                                                           for t in texts]
@@ -115,7 +133,7 @@ def test_rows_are_computed_when_first_read_and_kept_in_a_small_store():
     assert lm.calls == texts  # the last two are still there
     lazy[0][0]
     assert lm.calls == [*texts, texts[0]]  # the first was evicted: computed again
-    one = OnTheFlyRows(Counting(), ["x" * 50], max_rows=1)
+    one = RowsOnDemand(Counting(), ["x" * 50], max_rows=1)
     assert one[0][-1].shape == (257,) and one[-1].shape == (51, 257)  # kept though too long
     with pytest.raises(IndexError):
         rows[4]
@@ -125,7 +143,7 @@ def test_training_gathers_the_same_targets_from_lazy_rows():
     text = "the mat. café"
     data = text.encode()
     starts, lengths = np.array([0, 4, 9, 11]), np.array([4, 5, 2, 3])
-    lazy = OnTheFlyRows(Counting(), [text])[0]
+    lazy = RowsOnDemand(Counting(), [text])[0]
     for k in (1, 3, None):
         g1, r1 = gather_byte_targets(data, starts, lengths, k, lazy)
         g2, r2 = gather_byte_targets(data, starts, lengths, k, fake_rows(text).astype(np.float32))

@@ -28,7 +28,7 @@ def _index(cache):
     return os.path.join(cache.path, "index.jsonl")
 
 
-def _filled(tmp_path, texts=TEXTS, codec="top20"):
+def _filled(tmp_path, texts=TEXTS, codec="top19"):
     cache = ByteTargetCache(str(tmp_path), Counting(), key="k", codec=codec)
     assert cache.precompute(texts, batch_size=16, progress=False) == len(texts)
     return cache
@@ -42,7 +42,7 @@ def _no_warning():
         yield
 
 
-@pytest.mark.parametrize("codec", ["f32", "top20"])
+@pytest.mark.parametrize("codec", ["f32", "top19"])
 def test_damaged_index_line_costs_only_its_text(tmp_path, codec):
     cache = _filled(tmp_path, codec=codec)
     held = ByteTargetCache(str(tmp_path), key="k").get(TEXTS[-1])  # a reader's view, file end
@@ -115,7 +115,7 @@ def _damage(path, how):
     return lo, lo + 40_000
 
 
-@pytest.mark.parametrize("codec", ["f32", "top20"])
+@pytest.mark.parametrize("codec", ["f32", "top19"])
 @pytest.mark.parametrize("how", ["cut", "emptied", "deleted", "random bytes"])
 def test_damaged_rows_are_recomputed_not_served(tmp_path, how, codec):
     cache = _filled(tmp_path, TEXTS[:60], codec)

@@ -44,10 +44,10 @@ class ByteTargetCache:
         Computes missing rows (``next_byte_proba_batch``). Not needed to read a finished cache.
     key : str, optional
         Cache key, a plain folder name; default :func:`byte_lm_fingerprint` of ``byte_lm``.
-    codec : {"top20", "f32"}, default="top20"
-        How new rows are stored. ``"top20"``: the 20 most probable bytes (float16), the
-        end-of-text probability and the remaining mass, 64 bytes per text byte; reads give the
-        *stored distribution* (the remaining mass spread uniformly over the other 236 bytes,
+    codec : {"top19", "f32"}, default="top19"
+        How new rows are stored. ``"top19"``: the 19 most probable bytes (float16), the
+        end-of-text probability and the remaining mass, 61 bytes per text byte; reads give the
+        *stored distribution* (the remaining mass spread uniformly over the other 237 bytes,
         renormalised). ``"f32"``: the dense float32 rows, 1,028 bytes per text byte, read back
         bit for bit. Records of either codec are read whatever this is.
 
@@ -56,6 +56,8 @@ class ByteTargetCache:
     key : str
     path : str
         ``folder/<key>``.
+    codec : str
+        The codec new rows are written with.
 
     Examples
     --------
@@ -87,6 +89,7 @@ class ByteTargetCache:
         os.makedirs(self.path, exist_ok=True)
         self._index_path = os.path.join(self.path, "index.jsonl")
         self._files = DataFiles(self.path)
+        self.codec = codec
         self._codec = CODECS[codec]
         self._warned: set[str] = set()
         self._load(locked=False)

@@ -1,15 +1,15 @@
 """Row codecs: how one text's (n, 257) rows become bytes in a data file, and back.
 
 Every index record names its codec, so a cache folder can hold several (``f32`` records of an
-older version are read beside ``top20`` ones); records written with a codec this version does
+older version are read beside ``top19`` ones); records written with a codec this version does
 not know are skipped, not misread.
 
 * ``f32``: the dense rows, 257 float32 per row (1,028 bytes per text byte);
-* ``top20`` (the default): per row the 20 most probable *bytes* as uint8 indices, their
-  probabilities as float16, the end-of-text probability as float16 and the mass of the 236
-  bytes not stored as float16: 64 bytes per text byte. End-of-text has its own field because
+* ``top19`` (the default): per row the 19 most probable *bytes* as uint8 indices, their
+  probabilities as float16, the end-of-text probability as float16 and the mass of the 237
+  bytes not stored as float16: 61 bytes per text byte. End-of-text has its own field because
   its column (256) does not fit a uint8 index, and because it is the symbol whose probability
-  matters most at the last row of every text (a uint16 index would cost 20 bytes more).
+  matters most at the last row of every text (a uint16 index would cost 19 bytes more).
 
 The *stored distribution* of a compact row gives each stored byte its stored probability,
 end-of-text its stored probability, and spreads the remaining mass uniformly over the bytes not
@@ -178,20 +178,21 @@ class TopKCodec:
 
     A row is one packed record: ``k`` uint8 byte indices, ``k`` float16 probabilities, the
     float16 end-of-text probability and the float16 mass of the other bytes (little-endian).
-    With an even ``k`` every float16 sits at an even offset (``align=2``). Decoding gives the
-    stored distribution (module docstring): float32 rows that sum to 1.
+    Records are packed (``align=1``; numpy reads float16 fields at any offset). Decoding gives
+    the stored distribution (module docstring): float32 rows that sum to 1. ``k=19`` is the
+    default: 61 bytes per row keeps a cache, index included, under 64 bytes per text byte.
 
     Examples
     --------
-    >>> codec = CODECS["top20"]
+    >>> codec = CODECS["top19"]
     >>> rows = np.random.default_rng(0).dirichlet(np.ones(ROW_WIDTH), size=3)
     >>> blob = codec.encode(rows)
     >>> len(blob), codec.decode(np.frombuffer(blob, dtype=np.uint8), 3).shape
-    (192, (3, 257))
+    (183, (3, 257))
     """
 
-    k: int = 16
-    align: int = 2
+    k: int = 19
+    align: int = 1
 
     @property
     def name(self) -> str:
@@ -232,6 +233,6 @@ class TopKCodec:
 
 
 #: Codecs by the name stored in the index.
-CODECS: dict[str, RowCodec] = {c.name: c for c in (F32Codec(), TopKCodec(20))}
+CODECS: dict[str, RowCodec] = {c.name: c for c in (F32Codec(), TopKCodec(19))}
 #: The codec new records are written with.
-DEFAULT_CODEC = "top20"
+DEFAULT_CODEC = "top19"
