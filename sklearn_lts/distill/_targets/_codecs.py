@@ -16,6 +16,11 @@ end-of-text its stored probability, and spreads the remaining mass uniformly ove
 stored; it is renormalised to sum to 1 (the float16 values do not sum to 1 exactly). That is
 what :meth:`TopKCodec.decode` returns, so a training loss computed on decoded rows is exactly
 the loss against the stored distribution.
+
+Its cost, measured on SmolLM2-135M rows of 3 KB of Hamlet (``benchmarks/_scale_compact.py``):
+mean ``KL(dense || stored)`` 0.049 bits per byte with ``k=19`` (0.072 with 16, 0.043 with 20);
+one row in six, those whose tail holds real mass, carries 90% of it. A mean of 1e-3 would
+take about 30 stored bytes per row on average, chosen row by row (about 95 bytes per row).
 """
 
 from __future__ import annotations
