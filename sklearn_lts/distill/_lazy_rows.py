@@ -42,8 +42,8 @@ class RowsOnDemand(Sequence):
 
     ``source`` has ``next_byte_proba_batch(texts)`` (a ``ByteLevelLM``, or :class:`CacheReader`).
     Item ``i`` is a :class:`LazyRows` (nothing fetched yet); :meth:`rows` fetches. Fetched rows
-    stay in a least-recently-used store of at most ``max_rows`` rows (the last text read always
-    stays, however long).
+    stay in a least-recently-used store of at most ``max_rows`` rows, keyed by text (repeated
+    texts are fetched once; the last text read always stays, however long).
 
     Examples
     --------
@@ -63,7 +63,7 @@ class RowsOnDemand(Sequence):
         self.source = source
         self.texts = list(texts)
         self.max_rows = int(max_rows)
-        self._store: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._store: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -76,15 +76,16 @@ class RowsOnDemand(Sequence):
 
     def rows(self, i: int) -> np.ndarray:
         """The (n_bytes + 1, 257) float32 rows of text ``i``, fetched if not in the store."""
-        got = self._store.get(i)
+        text = self.texts[i]
+        got = self._store.get(text)
         if got is not None:
-            self._store.move_to_end(i)
+            self._store.move_to_end(text)
             return got
-        (rows,) = self.source.next_byte_proba_batch([self.texts[i]])
+        (rows,) = self.source.next_byte_proba_batch([text])
         logger.debug("teacher byte rows of text %d fetched (%d rows)", i, len(rows))
         got = np.asarray(rows, dtype=np.float32)
         got.flags.writeable = False
-        self._store[i] = got
+        self._store[text] = got
         kept = sum(len(r) for r in self._store.values())
         while kept > self.max_rows and len(self._store) > 1:
             kept -= len(self._store.popitem(last=False)[1])
@@ -92,7 +93,7 @@ class RowsOnDemand(Sequence):
 
 
 class LazyRows:
-    """One text's rows, computed when first indexed (``rows[positions]``, ``np.asarray``).
+    """One text's rows, fetched when first indexed (``rows[positions]``, ``np.asarray``).
 
     Has the ``shape``, ``dtype`` and indexing of the (n_bytes + 1, 257) float32 array it stands
     for.

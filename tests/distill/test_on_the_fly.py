@@ -137,6 +137,9 @@ def test_rows_are_computed_when_first_read_and_kept_in_a_small_store():
     assert one[0][-1].shape == (257,) and one[-1].shape == (51, 257)  # kept though too long
     with pytest.raises(IndexError):
         rows[4]
+    twice = Counting()
+    rows = RowsOnDemand(twice, ["ab", "cd", "ab"])
+    assert [r[0].sum() > 0 for r in rows] == [True] * 3 and twice.calls == ["ab", "cd"]
 
 
 def test_training_gathers_the_same_targets_from_lazy_rows():
