@@ -22,12 +22,13 @@ from sklearn_lts.distill._byte_lm import ByteLevelLM
 from sklearn_lts.distill._corpus import check_texts
 from sklearn_lts.distill._document import make_documents
 from sklearn_lts.distill._heads import make_byte_head
+from sklearn_lts.distill._lazy_rows import byte_targets
 from sklearn_lts.distill._losses import first_byte_index
 from sklearn_lts.distill._objectives import BLD, SFT, ULD
 from sklearn_lts.distill._persistence import PersistenceMixin
 from sklearn_lts.distill._scoring import byte_head_rows, mean_hidden, windows_nll
 from sklearn_lts.distill._student import add_lora, bos_pad, build_student
-from sklearn_lts.distill._teacher import load_teacher, teacher_byte_rows, teacher_uld
+from sklearn_lts.distill._teacher import load_teacher, teacher_uld
 from sklearn_lts.distill._token_bytes import cached_token_bytes
 from sklearn_lts.distill._trainer import TrainConfig, eval_recorder, train_student
 
@@ -113,8 +114,10 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         tqdm progress bars.
     cache_dir : str or None, default=None
         Folder for the teacher byte targets and converted checkpoints (default:
-        ``sklearn_lts.models.cache_root()``). Targets are keyed by teacher, method and text,
-        so they are reused across runs and across ``loss`` / ``byte_head`` variants.
+        ``sklearn_lts.models.cache_root()``).
+    targets : {"cache", "on_the_fly"}, default="cache"
+        Teacher byte targets: computed once per (teacher, method, text) into ``cache_dir`` and
+        reused by later runs, or computed when training first needs a text, with no cache.
 
     Attributes
     ----------
@@ -136,10 +139,8 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
     Notes
     -----
     **Cost.** The teacher's byte targets dominate: SmolLM2-135M runs at a few hundred tokens/s on
-    two CPU cores and the covering beam costs several forward passes per token. They are
-    computed once per (teacher, method, text) and cached in ``cache_dir``. A GPU makes the
-    teacher pass and training one to two orders of magnitude faster, which is what makes
-    realistic corpora (millions of bytes) feasible.
+    two CPU cores and the covering beam costs several forward passes per token. A GPU makes
+    them and training one to two orders of magnitude faster (realistic corpora need one).
 
     **clone and pickling.** ``sklearn.base.clone`` returns an unfitted estimator whose
     ``teacher``/``student`` parameters are the *same objects* (no weights are copied; fit never
@@ -180,6 +181,7 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "cache_dir": [str, os.PathLike, None],
+        "targets": [StrOptions({"cache", "on_the_fly"})],
     }
 
     def __init__(
@@ -205,6 +207,7 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         random_state: int | None = None,
         verbose: bool = False,
         cache_dir: str | None = None,
+        targets: str = "cache",
     ):
         self.teacher = teacher
         self.student = student
@@ -227,6 +230,7 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.cache_dir = cache_dir
+        self.targets = targets
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -301,9 +305,7 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         """(byte rows, ULD targets) per text, whichever the loss needs (else None)."""
         rows = uld = None
         if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
-            model, tok = self._load_teacher()
-            folder = os.path.join(self._cache_root(), "bld_targets")
-            rows = teacher_byte_rows(self._byte_lm(model, tok), texts, folder, bool(self.verbose))
+            rows = byte_targets(self, texts)  # cached, or computed on the fly
         if self.loss == "uld":
             model, tok = self._load_teacher()
             uld = teacher_uld(model, tok, texts, self.temperature, _ULD_TOP_K)
