@@ -7,7 +7,6 @@ objectives (:mod:`._objectives`), the training loop (:mod:`._trainer`), scoring
 
 from __future__ import annotations
 
-import math
 import os
 from numbers import Integral, Real
 
@@ -19,17 +18,23 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn_lts._device import resolve_device
 from sklearn_lts.distill._byte_lm import ByteLevelLM
 from sklearn_lts.distill._corpus import check_texts
+from sklearn_lts.distill._distributed import dist_info, init_distributed
 from sklearn_lts.distill._document import make_documents
+from sklearn_lts.distill._fit_steps import (
+    check_train_params,
+    fit_seed,
+    fit_student,
+    shard_teacher_targets,
+)
 from sklearn_lts.distill._heads import make_byte_head
 from sklearn_lts.distill._losses import first_byte_index
 from sklearn_lts.distill._objectives import BLD, SFT, ULD
 from sklearn_lts.distill._persistence import PersistenceMixin
 from sklearn_lts.distill._predict import PredictMixin
-from sklearn_lts.distill._scoring import windows_nll
-from sklearn_lts.distill._student import add_lora, bos_pad, build_student
+from sklearn_lts.distill._student import build_student
 from sklearn_lts.distill._teacher import load_teacher, teacher_byte_rows, teacher_uld
 from sklearn_lts.distill._token_bytes import cached_token_bytes
-from sklearn_lts.distill._trainer import TrainConfig, eval_recorder, train_student
+from sklearn_lts.distill._trainer import HF_SCHEDULERS
 
 __all__ = ["ByteDistiller"]
 
@@ -97,7 +102,8 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
     max_steps : int, default=100
         Optimiser steps (0 leaves the student as initialised).
     batch_size : int, default=8
-        Windows per step.
+        Windows per optimiser step, in all: summed over the accumulation micro-batches and over
+        the processes of a ``torchrun`` launch, so results do not depend on either.
     max_length : int, default=128
         Student tokens per window (longer texts are cut into windows).
     lora : dict or None, default=None
@@ -110,10 +116,40 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
     device : str or None, default=None
         ``None`` or ``"auto"``: CUDA if available, else Apple's MPS, else the CPU (the meaning
         of ``device`` everywhere in the library); or a torch device string.
+    gradient_accumulation_steps : int, default=1
+        Micro-batches per step (per process): the same global batch in less memory.
+    lr_scheduler : str, default="linear_floor"
+        ``"linear_floor"``: linear warm-up over 10% of the steps, then linear decay to 10% of
+        ``learning_rate``. Or a ``transformers.get_scheduler`` name (``"cosine"``,
+        ``"linear"``, ``"constant_with_warmup"``, ``"warmup_stable_decay"``, ...) with the same
+        warm-up.
+    lr_scheduler_kwargs : dict or None, default=None
+        ``"warmup"`` (fraction of the steps) for every schedule, ``"final_lr"`` for
+        ``"linear_floor"``, otherwise the schedule's own arguments (e.g. ``{"min_lr_rate":
+        0.1}`` for ``"cosine_with_min_lr"``).
+    max_grad_norm : float or None, default=1.0
+        Gradient clipping of the student and of the byte head, each apart (None: none).
+    mixed_precision : {"auto", "no", "bf16"}, default="auto"
+        bf16 autocast of the forward pass. ``"auto"``: on CUDA devices that support bf16;
+        ``"bf16"`` also runs on the CPU (slower there).
+    early_stopping_patience : int or None, default=None
+        With ``eval_X``: stop after this many evaluations without a lower held-out bits per
+        byte (the student is the last one trained, not the best).
+    callbacks : list of callables or None, default=None
+        Called after every step with a ``TrainRecord`` (``step``, ``max_steps``, ``loss``,
+        ``parts``, ``learning_rate``, ``eval_bits_per_byte``, ``elapsed``,
+        ``tokens_per_second``); one that returns True stops training. Not saved or pickled.
+    checkpoint_dir : str or None, default=None
+        Folder for resumable checkpoints. ``fit`` with the same arguments and data continues
+        from the latest checkpoint there and ends with the weights of an uninterrupted run;
+        a checkpoint of other settings is refused. See :ref:`scaling`.
+    checkpoint_every : int, default=100
+        Steps between checkpoints (and one at the end).
     random_state : int, RandomState instance or None, default=None
         Seeds the student initialisation, the byte head and the batch order.
-    verbose : bool, default=False
-        tqdm progress bars.
+    verbose : int, default=1
+        ``> 0``: progress bars for the teacher targets and for training; 0: silent. Log
+        records (``logging.getLogger("sklearn_lts")``) come whatever ``verbose``.
     cache_dir : str or None, default=None
         Folder for the teacher byte targets and converted checkpoints (default:
         ``sklearn_lts.models.cache_root()``). Targets are keyed by teacher, method and text,
@@ -180,6 +216,15 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         "lora": [dict, None],
         "student_config": [dict, None],
         "device": [str, None],
+        "gradient_accumulation_steps": [Interval(Integral, 1, None, closed="left")],
+        "lr_scheduler": [StrOptions({"linear_floor"} | HF_SCHEDULERS)],
+        "lr_scheduler_kwargs": [dict, None],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "mixed_precision": [StrOptions({"auto", "no", "bf16"})],
+        "early_stopping_patience": [Interval(Integral, 1, None, closed="left"), None],
+        "callbacks": [list, tuple, None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "cache_dir": [str, os.PathLike, None],
@@ -205,8 +250,14 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         lora: dict | None = None,
         student_config: dict | None = None,
         device: str | None = None,
+        gradient_accumulation_steps: int = 1, lr_scheduler: str = "linear_floor",
+        lr_scheduler_kwargs: dict | None = None,
+        max_grad_norm: float | None = 1.0, mixed_precision: str = "auto",
+        early_stopping_patience: int | None = None,
+        callbacks: list | None = None,
+        checkpoint_dir: str | None = None, checkpoint_every: int = 100,
         random_state: int | None = None,
-        verbose: bool = False,
+        verbose: int = 1,
         cache_dir: str | None = None,
     ):
         self.teacher = teacher
@@ -227,6 +278,15 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         self.lora = lora
         self.student_config = student_config
         self.device = device
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_kwargs = lr_scheduler_kwargs
+        self.max_grad_norm = max_grad_norm
+        self.mixed_precision = mixed_precision
+        self.early_stopping_patience = early_stopping_patience
+        self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self.random_state = random_state
         self.verbose = verbose
         self.cache_dir = cache_dir
@@ -240,7 +300,11 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
 
     # ------------------------------------------------------------------ models
     def _device(self) -> str:
-        return resolve_device(self.device)
+        device = resolve_device(self.device)
+        info = dist_info()
+        if info.world_size > 1 and device == "cuda":  # one GPU per process of a launch
+            return f"cuda:{info.local_rank}"
+        return device
 
     def _cache_root(self) -> str:
         if self.cache_dir is not None:
@@ -276,6 +340,7 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
                 "byte_head='linear' needs a finite max_token_bytes (an int or 'auto'); "
                 "use byte_head='transformer' to supervise every byte of a token"
             )
+        check_train_params(self)
 
     def _seed(self) -> int:
         """One integer seed from ``random_state`` (None: fresh entropy)."""
@@ -346,54 +411,18 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         eval_texts = None if eval_X is None else check_texts(eval_X, "eval_X")
         if not isinstance(eval_every, Integral) or eval_every < 1:
             raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
-        seed = self._seed()
+        info = init_distributed(self._device())
+        seed = fit_seed(self, info)
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG alone
             # Teacher work first: loading (or converting) the teacher may draw from the global
             # RNG, and must not change the student's initialisation between a first run (targets
             # computed) and a later one (targets read from the cache).
+            shard_teacher_targets(self, texts, info)
             rows, uld = self._teacher_targets(texts)
             torch.manual_seed(seed)
             model, tok = build_student(self.student, self.student_config, self.max_length)
             docs = make_documents(texts, tok, rows, uld)
             objective, head = self._objective(model, tok, rows is not None)
-            self._train(model, tok, head, docs, objective, np.random.default_rng(seed),
+            fit_student(self, model, tok, head, docs, objective, np.random.default_rng(seed),
                         eval_texts, eval_every)
         return self
-
-    def _train(self, model, tok, head, docs, objective, rng, eval_texts, eval_every) -> None:
-        """Train on ``docs`` and set the fitted attributes."""
-        if self.lora:
-            model = add_lora(model, self.lora)
-        model.to(self._device())
-        if head is not None:
-            head.to(self._device())
-        bos, pad = bos_pad(tok)
-        config = TrainConfig(
-            max_steps=self.max_steps, batch_size=self.batch_size,
-            learning_rate=self.learning_rate, max_length=self.max_length,
-            verbose=bool(self.verbose),
-        )
-        callback, curve = None, []
-        if eval_texts is not None:
-
-            def held_out_bits_per_byte() -> float:
-                nll, n_bytes = windows_nll(model, tok, eval_texts, self.max_length)
-                return nll / math.log(2) / max(n_bytes, 1)
-
-            callback, curve = eval_recorder(held_out_bits_per_byte, model, eval_every,
-                                            self.max_steps)
-        self.history_ = train_student(
-            model, head, docs, objective, config, bos_id=bos, pad_id=pad, rng=rng,
-            callback=callback,
-        )
-        for step, bpb in curve:
-            if step > 0:
-                self.history_[step - 1]["eval_bits_per_byte"] = bpb
-        self.eval_curve_ = np.asarray(curve, dtype=float).reshape(-1, 2)
-        if self.lora:
-            model = model.merge_and_unload()
-        self.student_ = model.eval()
-        self.student_tokenizer_ = tok
-        self.byte_head_ = head
-        self.max_token_bytes_ = self._resolved_max_bytes()
-        self.n_train_bytes_ = int(sum(len(d.data) for d in docs))
