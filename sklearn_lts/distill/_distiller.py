@@ -386,7 +386,9 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
 
         Five steps: teacher targets (cached on disk), the student, its documents (student
         tokens aligned with the teacher targets by byte offset), the objective with its byte
-        head, and the training loop.
+        head, and the training loop. With ``checkpoint_dir``, a run continues from the latest
+        checkpoint there. Started by ``torchrun`` / ``accelerate launch``, every process runs
+        ``fit`` and trains its share of each batch (see :ref:`scaling`).
 
         Parameters
         ----------

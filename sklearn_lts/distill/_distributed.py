@@ -19,10 +19,14 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+from datetime import timedelta
 from typing import NamedTuple
 
 __all__ = ["DistInfo", "dist_info", "init_distributed", "micro_batches", "wrap_ddp",
            "mean_over_ranks", "barrier", "broadcast_int", "no_sync"]
+
+
+GROUP_TIMEOUT_HOURS = 12
 
 
 class DistInfo(NamedTuple):
@@ -56,8 +60,9 @@ def dist_info() -> DistInfo:
 def init_distributed(device: str) -> DistInfo:
     """Join the launcher's process group (once per process) and return this rank's place.
 
-    The backend follows ``device``: NCCL for CUDA, gloo otherwise. The group is destroyed at
-    interpreter exit.
+    The backend follows ``device``: NCCL for CUDA, gloo otherwise; collective calls time out
+    after ``GROUP_TIMEOUT_HOURS``. The group is destroyed at interpreter exit. A group the
+    caller initialised is used as it is.
     """
     info = dist_info()
     if info.world_size == 1:
@@ -66,7 +71,8 @@ def init_distributed(device: str) -> DistInfo:
 
     if not dist.is_initialized():
         backend = "nccl" if str(device).startswith("cuda") else "gloo"
-        dist.init_process_group(backend=backend)
+        # the ranks wait for each other's share of the teacher targets, which can take hours
+        dist.init_process_group(backend=backend, timeout=timedelta(hours=GROUP_TIMEOUT_HOURS))
         atexit.register(dist.destroy_process_group)
     if dist.get_world_size() != info.world_size:
         raise RuntimeError(f"WORLD_SIZE={info.world_size} but the process group has "

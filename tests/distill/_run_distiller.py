@@ -20,14 +20,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
 from sklearn_lts.distill import ByteDistiller
-
-TEXTS = [
-    "The quick brown fox jumps over the lazy dog. Naïve café, déjà vu.",
-    "To be, or not to be, that is the question: whether 'tis nobler in the mind.",
-    "Byte-level distillation: 日本語のテキスト and emoji 🦀 in one sentence.",
-    "Hamlet, Prince of Denmark. Enter two Clowns with spades and pickaxes.",
-    "Something is rotten in the state of Denmark; the time is out of joint.",
-] * 2
+from tests.distill.test_distiller import TEXTS
 
 
 def main() -> None:

@@ -8,40 +8,23 @@ import os
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, get_scheduler
+from transformers import get_scheduler
 
-from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
 from sklearn_lts.distill import ByteDistiller, ByteLevelLM
+
+from . import test_distiller, test_distiller_reliability
+
+# the fixtures of the tiny teacher (1 layer, width 16) and student of the reliability tests,
+# and one torch thread
+teacher = test_distiller_reliability.teacher
+student_spec = test_distiller_reliability.student_spec
+one_thread = test_distiller.one_thread
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. Naïve café, déjà vu.",
     "To be, or not to be, that is the question: whether 'tis nobler in the mind.",
     "Hamlet, Prince of Denmark. Enter two Clowns with spades and pickaxes.",
 ] * 2
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def teacher():
-    tok = gpt2_tokenizer()
-    torch.manual_seed(1)
-    cfg = GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=16, n_head=2, n_positions=128)
-    return GPT2LMHeadModel(cfg).eval(), tok
-
-
-@pytest.fixture(scope="module")
-def student_spec():
-    tok = sentencepiece_tokenizer()
-    cfg = GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=16, n_head=2, n_positions=128,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    return cfg, tok
 
 
 @pytest.fixture(scope="module")
