@@ -164,7 +164,8 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         The trained byte head (``None`` for ``loss="sft"``/``"uld"``, which do not use one).
     history_ : list of dict
         Per step: ``step``, ``time`` (s), ``loss`` and its parts (``token_ce``, ``byte_ce``,
-        ``kl`` or ``uld``).
+        ``kl``, ``token_kl`` or ``uld``), ``learning_rate``, ``tokens`` (student tokens of the
+        step, over all processes).
     max_token_bytes_ : int or None
         The resolved number of byte slots.
     n_train_bytes_ : int
