@@ -69,6 +69,10 @@ def init_distributed(device: str) -> DistInfo:
         return info
     import torch.distributed as dist
 
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(info.local_rank)  # NCCL's barriers use the current device
     if not dist.is_initialized():
         backend = "nccl" if str(device).startswith("cuda") else "gloo"
         # the ranks wait for each other's share of the teacher targets, which can take hours
