@@ -6,7 +6,7 @@ Hamlet) once as a plain process and once under ``torchrun --nproc_per_node 2`` (
 NCCL on GPUs), with the same global batch, and returns the throughput of each. It is imported
 by ``benchmarks/scale.py``; run alone it prints the result:
 
-    python benchmarks/_scale_ddp.py [--steps 30] [--batch-size 8] [--max-length 64]
+    python benchmarks/_scale_ddp.py [--steps 30] [--batch-size 8] [--max-length 64] [--repeats 3]
 
 Throughput counts the predicted student tokens of every process per second of wall time, over
 the steps after the first ``warmup`` (the first steps pay for allocation and, under DDP, for
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,7 +85,7 @@ def _launch(n: int, cli: list[str], timeout: int) -> dict:
 def measure_throughput(processes=(1, 2), steps: int = 30, batch_size: int = 8,
                        max_length: int = 64, layers: int = 2, width: int = 128,
                        threads: int = 1, warmup: int = 5, device: str = "cpu",
-                       docs: int = 40, timeout: int = 900) -> dict:
+                       docs: int = 40, repeats: int = 1, timeout: int = 900) -> dict:
     """Student tokens per second of the same training with each number of ``processes``.
 
     Parameters
@@ -102,12 +103,16 @@ def measure_throughput(processes=(1, 2), steps: int = 30, batch_size: int = 8,
     device : str
     docs : int
         Training documents: the first ``docs`` pieces of Hamlet (about 500 bytes each).
+    repeats : int
+        Runs per process count, alternating (1, 2, 1, 2, ...) so that a change in the load of
+        a shared machine hits both; the median is reported.
 
     Returns
     -------
     dict
         ``{"config": ..., "runs": {"1": {"tokens_per_second", ...}, "2": ...},
-        "speedup": {"2": tokens/s with 2 over 1}}``
+        "speedup": {"2": tokens/s with 2 over 1}}``; each run's ``tokens_per_second`` is the
+        median over the repeats, ``tokens_per_second_runs`` lists them all.
     """
     config = dict(steps=steps, batch_size=batch_size, max_length=max_length, layers=layers,
                   width=width, threads=threads, warmup=warmup, device=device, docs=docs)
@@ -115,8 +120,14 @@ def measure_throughput(processes=(1, 2), steps: int = 30, batch_size: int = 8,
     with tempfile.TemporaryDirectory() as cache:
         cli = ["--cache", cache, *[a for k, v in config.items()
                                    for a in (f"--{k.replace('_', '-')}", str(v))]]
-        for n in processes:
-            runs[str(n)] = _launch(n, cli, timeout)
+        for _ in range(repeats):
+            for n in processes:
+                result = _launch(n, cli, timeout)
+                done = runs.get(str(n), {}).get("tokens_per_second_runs", [])
+                result["tokens_per_second_runs"] = [*done, result["tokens_per_second"]]
+                result["tokens_per_second"] = statistics.median(
+                    result["tokens_per_second_runs"])
+                runs[str(n)] = result
     base = runs[str(processes[0])]["tokens_per_second"]
     speedup = {k: r["tokens_per_second"] / base for k, r in runs.items()}
     return {"config": config, "runs": runs, "speedup": speedup,
@@ -137,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--docs", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=1)
     return ap
 
 
