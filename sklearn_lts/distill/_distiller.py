@@ -76,7 +76,8 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
     kl_weight : float, default=1.0
         Weight of the distillation term: the byte KL for ``loss="bld"`` (``lambda_KL``), the
         ULD distance for ``loss="uld"``. The paper uses 0.1: ``kl_weight=0.1,
-        token_kl_weight=0.0`` reproduces its objective (Eq. 5).
+        token_kl_weight=0.0`` reproduces its objective (Eq. 5). (The ULD rows of
+        ``benchmarks/results/distill*.md`` were run with ``kl_weight=0.1``.)
     temperature : float, default=1.0
         Distillation temperature: teacher and student distributions are both tempered by
         ``T`` and the KL is scaled by ``T**2``.
