@@ -130,7 +130,7 @@ def measure_throughput(processes=(1, 2), steps: int = 30, batch_size: int = 8,
                 runs[str(n)] = result
     base = runs[str(processes[0])]["tokens_per_second"]
     speedup = {k: r["tokens_per_second"] / base for k, r in runs.items()}
-    return {"config": config, "runs": runs, "speedup": speedup,
+    return {"config": config, "repeats": repeats, "runs": runs, "speedup": speedup,
             "cpu_count": os.cpu_count()}
 
 
