@@ -251,13 +251,14 @@ def test_eval_curve(teacher, student_spec, tmp_path):
 
 def test_token_kl_term_moves_token_head_towards_teacher_bytes(teacher, student_spec, tmp_path):
     """With ``token_kl_weight`` the history records the term and it decreases in training; with
-    the default 0 it is absent and the paper's objective is unchanged."""
+    0 (the paper's objective) it is absent."""
     bd = _bd(teacher, student_spec, tmp_path, token_kl_weight=1.0, kl_weight=0.0,
              byte_ce_weight=0.0, max_steps=20, learning_rate=1e-2).fit(TEXTS)
     tkl = [h["token_kl"] for h in bd.history_]
     assert all(np.isfinite(tkl)) and np.mean(tkl[-5:]) < np.mean(tkl[:5])
-    plain = _bd(teacher, student_spec, tmp_path).fit(TEXTS)
+    plain = _bd(teacher, student_spec, tmp_path, kl_weight=0.1, token_kl_weight=0.0).fit(TEXTS)
     assert "token_kl" not in plain.history_[0]
+    assert "token_kl" in _bd(teacher, student_spec, tmp_path).fit(TEXTS).history_[0]  # default
 
 
 def test_defaults_fit_offline(smollm2, tmp_path, monkeypatch):
