@@ -31,9 +31,11 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from sklearn_lts.distill._constants import EOT, N_BYTES, ROW_WIDTH
+from sklearn_lts.distill._targets._quantised import QuantisedCodec
+from sklearn_lts.distill._targets._quantised import checked_rows as _checked
 
-__all__ = ["CODECS", "DEFAULT_CODEC", "F32Codec", "RowCodec", "StoredRows", "TopKCodec",
-           "stored_distribution", "top_k_rows"]
+__all__ = ["CODECS", "DEFAULT_CODEC", "F32Codec", "QuantisedCodec", "RowCodec", "StoredRows",
+           "TopKCodec", "stored_distribution", "top_k_rows"]
 
 
 class RowCodec(Protocol):
@@ -59,14 +61,6 @@ class RowCodec(Protocol):
     def decode(self, buf: np.ndarray, n_rows: int) -> np.ndarray:
         """(n_rows, ROW_WIDTH) rows from the uint8 buffer ``buf``; ``ValueError`` if it does not
         hold them."""
-
-
-def _checked(rows: np.ndarray, dtype: type) -> np.ndarray:
-    """``rows`` as a C-ordered array of ``dtype``; ``ValueError`` unless it is (n, ROW_WIDTH)."""
-    r = np.ascontiguousarray(rows, dtype=dtype)
-    if r.ndim != 2 or r.shape[1] != ROW_WIDTH:
-        raise ValueError(f"rows of shape {r.shape}, expected (n, {ROW_WIDTH})")
-    return r
 
 
 @dataclass(frozen=True)
@@ -238,6 +232,6 @@ class TopKCodec:
 
 
 #: Codecs by the name stored in the index.
-CODECS: dict[str, RowCodec] = {c.name: c for c in (F32Codec(), TopKCodec(19))}
+CODECS: dict[str, RowCodec] = {c.name: c for c in (F32Codec(), TopKCodec(19), QuantisedCodec())}
 #: The codec new records are written with.
-DEFAULT_CODEC = "top19"
+DEFAULT_CODEC = "q12v"
