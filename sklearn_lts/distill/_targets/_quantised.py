@@ -175,7 +175,7 @@ def encode_rows(rows: np.ndarray, step: int, budget_bits: float, n_shifts: int =
     count, pick = _best_count(kl, budget_bits)
     shift = shifts[pick][:, None]
     keep = np.arange(N_BYTES)[None, :] < count[:, None]
-    rest = np.where(keep, 0.0, ps[:, :N_BYTES]).sum(1)
+    rest = _cum(ps[:, :N_BYTES], reverse=True)[np.arange(len(p)), count]  # as kl_by_count sums it
     stored = VarRows(count.astype(np.uint8), log_codes(ps[:, EOT:], step, shift).ravel(),
                      log_codes(rest[:, None], step, shift).ravel(),
                      order[keep].astype(np.uint8),
