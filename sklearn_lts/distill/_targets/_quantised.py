@@ -9,7 +9,9 @@ differences, they compress well).
 
 A log code ``c`` in 0..254 stands for the weight ``2 ** (-c / step)``; 255 stands for 0. The
 decoder renormalises, so only the ratios of the weights matter: the encoder tries a few shifts of
-the whole row's codes (fractions of a step) and keeps the one with the smallest KL, at no cost.
+the whole row's codes (fractions of a step, never stored) and, for the fewest bytes that meet
+the budget, keeps the shift with the smallest KL. A positive probability below the smallest
+weight (``2 ** (-254 / 12)``, about 4e-7, for ``step=12``) is stored as that weight, never as 0.
 The *stored distribution* gives each stored byte and end-of-text their weights, spreads the
 weight of the rest uniformly over the bytes not stored, and renormalises to sum 1.
 """
