@@ -228,6 +228,7 @@ EOT_HEAVY[0, EOT] = 1.0
 @example(rows=np.ones((2, ROW_WIDTH)))  # all tied
 @example(rows=EOT_HEAVY)
 @example(rows=np.eye(ROW_WIDTH)[[0, 255, 256]] * 1e-300)  # tiny, unnormalised
+@example(rows=np.eye(ROW_WIDTH)[[0]] + np.eye(ROW_WIDTH)[[1]] + np.eye(ROW_WIDTH)[[2]] * 5e-324)
 def test_q12v_decodes_to_distributions_with_mass_where_the_row_has_mass(rows):
     q = _q_decoded(rows)
     assert q.dtype == np.float32 and q.shape == rows.shape and not q.flags.writeable

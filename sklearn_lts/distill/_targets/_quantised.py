@@ -169,7 +169,9 @@ def encode_rows(rows: np.ndarray, step: int, budget_bits: float, n_shifts: int =
     if not np.isfinite(p).all() or (p < 0).any():
         raise ValueError("rows must be finite and non-negative")
     total = p.sum(1, keepdims=True)
-    p = np.divide(p, total, out=np.zeros_like(p), where=total > 0)
+    q = np.divide(p, total, out=np.zeros_like(p), where=total > 0)
+    # a mass that underflows to 0 once normalised still has mass: never stored as impossible
+    p = np.where((q == 0) & (p > 0), np.finfo(np.float64).smallest_subnormal, q)
     order = np.argsort(-p[:, :N_BYTES], axis=1, kind="stable")
     ps = np.concatenate([np.take_along_axis(p, order, 1), p[:, EOT:]], axis=1)
     shifts = np.arange(n_shifts) / n_shifts
