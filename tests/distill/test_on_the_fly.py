@@ -84,7 +84,7 @@ def test_on_the_fly_student_equals_the_cached_one(teacher, student_spec, tmp_pat
 
 
 def test_the_compact_cache_trains_on_the_stored_distribution(teacher, student_spec, tmp_path):
-    """The default cache (top19) gives other targets than the exact rows: a different KL."""
+    """The default cache (compact, q12v) gives other targets than the exact rows: a different KL."""
     exact = _bd(teacher, student_spec, tmp_path / "a", kl_weight=1.0, targets="on_the_fly",
                 max_steps=1).fit(TEXTS)
     compact = _bd(teacher, student_spec, tmp_path / "b", kl_weight=1.0, max_steps=1).fit(TEXTS)

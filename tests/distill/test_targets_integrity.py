@@ -13,6 +13,7 @@ import pytest
 
 from sklearn_lts.distill import ByteTargetCache, text_hash
 from sklearn_lts.distill._targets import TargetCacheWarning
+from sklearn_lts.distill._targets._codecs import DEFAULT_CODEC
 from tests.distill.test_targets import (
     Counting,
     assert_serves_exactly,
@@ -28,7 +29,7 @@ def _index(cache):
     return os.path.join(cache.path, "index.jsonl")
 
 
-def _filled(tmp_path, texts=TEXTS, codec="top19"):
+def _filled(tmp_path, texts=TEXTS, codec=DEFAULT_CODEC):
     cache = ByteTargetCache(str(tmp_path), Counting(), key="k", codec=codec)
     assert cache.precompute(texts, batch_size=16, progress=False) == len(texts)
     return cache
@@ -42,7 +43,7 @@ def _no_warning():
         yield
 
 
-@pytest.mark.parametrize("codec", ["f32", "top19"])
+@pytest.mark.parametrize("codec", ["f32", "top19", "q12v"])
 def test_damaged_index_line_costs_only_its_text(tmp_path, codec):
     cache = _filled(tmp_path, codec=codec)
     held = ByteTargetCache(str(tmp_path), key="k").get(TEXTS[-1])  # a reader's view, file end
@@ -115,7 +116,7 @@ def _damage(path, how):
     return lo, lo + 40_000
 
 
-@pytest.mark.parametrize("codec", ["f32", "top19"])
+@pytest.mark.parametrize("codec", ["f32", "top19", "q12v"])
 @pytest.mark.parametrize("how", ["cut", "emptied", "deleted", "random bytes"])
 def test_damaged_rows_are_recomputed_not_served(tmp_path, how, codec):
     cache = _filled(tmp_path, TEXTS[:60], codec)
@@ -152,10 +153,11 @@ def test_new_rows_never_land_where_old_records_point(tmp_path):
     """After a cut, writers continue in a new data file: the cut file is not appended to, so the
     bytes an old record names never change meaning."""
     cache = _filled(tmp_path, TEXTS[:10])
-    os.truncate(data_file(cache), 5000)
+    cut = os.path.getsize(data_file(cache)) // 2
+    os.truncate(data_file(cache), cut)
     with pytest.warns(TargetCacheWarning):
         ByteTargetCache(str(tmp_path), Counting(), key="k").precompute(TEXTS[:12], progress=False)
-    assert os.path.getsize(data_file(cache)) == 5000
+    assert os.path.getsize(data_file(cache)) == cut
     assert os.path.getsize(data_file(cache, 1)) > 0
     assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS[:12])
 

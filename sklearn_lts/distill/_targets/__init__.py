@@ -5,10 +5,11 @@ by every distillation run. A cache folder ``<root>/<key>/`` holds, per key
 (:func:`byte_lm_fingerprint`: every weight, the tokenizer's bytes, the method and its
 parameters):
 
-* ``rows-00000.top19`` (then ``rows-00001.top19``, ...): the rows of the texts, appended text
+* ``rows-00000.q12v`` (then ``rows-00001.q12v``, ...): the rows of the texts, appended text
   after text and memory-mapped for reading; files are append-only, one codec per file
-  (``.top19``: the compact default, 61 bytes per row; ``.f32``: dense float32 rows, 1,028
-  bytes per row; see :mod:`._codecs` for the stored distribution of a compact row);
+  (``.q12v``: the compact default, one compressed record per text, about 53 bytes per row;
+  ``.top19``: 61 bytes per row; ``.f32``: dense float32 rows, 1,028 bytes per row; see
+  :mod:`._codecs` for the stored distribution of a compact row);
 * ``index.jsonl``: one checksummed line per stored text (format version, text SHA-1, row codec,
   data file, byte offset and length, row count, SHA-256 of the bytes);
 * ``.lock``: the writers' file lock.

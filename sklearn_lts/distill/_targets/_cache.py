@@ -44,12 +44,15 @@ class ByteTargetCache:
         Computes missing rows (``next_byte_proba_batch``). Not needed to read a finished cache.
     key : str, optional
         Cache key, a plain folder name; default :func:`byte_lm_fingerprint` of ``byte_lm``.
-    codec : {"top19", "f32"}, default="top19"
-        How new rows are stored. ``"top19"``: the 19 most probable bytes (float16), the
-        end-of-text probability and the remaining mass, 61 bytes per text byte; reads give the
-        *stored distribution* (the remaining mass spread uniformly over the other 237 bytes,
-        renormalised). ``"f32"``: the dense float32 rows, 1,028 bytes per text byte, read back
-        bit for bit. Records of either codec are read whatever this is.
+    codec : {"q12v", "top19", "f32"}, default="q12v"
+        How new rows are stored. ``"q12v"``: per row the fewest most probable bytes that keep
+        the row's KL from the stored distribution under 4e-4 bits (1/12-bit log codes, LZMA
+        per text; about 53 bytes per text byte on SmolLM2 rows). ``"top19"``: the 19 most
+        probable bytes (float16), the end-of-text probability and the remaining mass, 61 bytes
+        per text byte. Reads of both give the *stored distribution* (the remaining mass spread
+        uniformly over the bytes not stored, renormalised). ``"f32"``: the dense float32 rows,
+        1,028 bytes per text byte, read back bit for bit. Records of every codec are read
+        whatever this is.
 
     Attributes
     ----------

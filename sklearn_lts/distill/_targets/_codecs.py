@@ -5,22 +5,39 @@ older version are read beside ``top19`` ones); records written with a codec this
 not know are skipped, not misread.
 
 * ``f32``: the dense rows, 257 float32 per row (1,028 bytes per text byte);
-* ``top19`` (the default): per row the 19 most probable *bytes* as uint8 indices, their
-  probabilities as float16, the end-of-text probability as float16 and the mass of the 237
-  bytes not stored as float16: 61 bytes per text byte. End-of-text has its own field because
-  its column (256) does not fit a uint8 index, and because it is the symbol whose probability
-  matters most at the last row of every text (a uint16 index would cost 19 bytes more).
+* ``top19``: per row the 19 most probable *bytes* as uint8 indices, their probabilities as
+  float16, the end-of-text probability as float16 and the mass of the 237 bytes not stored as
+  float16: 61 bytes per text byte. End-of-text has its own field because its column (256) does
+  not fit a uint8 index, and because it is the symbol whose probability matters most at the
+  last row of every text (a uint16 index would cost 19 bytes more).
+* ``q12v`` (the default, :mod:`._quantised`): per row, the fewest most probable bytes that keep
+  that row's ``KL(dense || stored)``, quantisation included, under ``4e-4`` bits; each as a
+  uint8 index and a uint8 log code (steps of 1/12 bit), plus three bytes per row (count,
+  end-of-text code, code of the rest); a text's record is LZMA-compressed.
 
 The *stored distribution* of a compact row gives each stored byte its stored probability,
 end-of-text its stored probability, and spreads the remaining mass uniformly over the bytes not
-stored; it is renormalised to sum to 1 (the float16 values do not sum to 1 exactly). That is
-what :meth:`TopKCodec.decode` returns, so a training loss computed on decoded rows is exactly
-the loss against the stored distribution.
+stored; it is renormalised to sum to 1. That is what ``decode`` returns, so a training loss
+computed on decoded rows is exactly the loss against the stored distribution.
 
-Its cost, measured on SmolLM2-135M rows of 3 KB of Hamlet (``benchmarks/_scale_compact.py``):
-mean ``KL(dense || stored)`` 0.049 bits per byte with ``k=19`` (0.072 with 16, 0.043 with 20);
-one row in six, those whose tail holds real mass, carries 90% of it. A mean of 1e-3 would
-take about 30 stored bytes per row on average, chosen row by row (about 95 bytes per row).
+Their cost, measured on SmolLM2-135M rows (covering beam, ``beam_width=10``) of 3 KB of Hamlet
+(``benchmarks/_scale_compact.py``; cache bytes per text byte, index included, and the mean
+``KL(dense || stored)`` in bits per row):
+
+=====================  ===========  ========  ============  ==========================
+codec                  stored/row   B/byte    mean KL       max KL
+=====================  ===========  ========  ============  ==========================
+``top19``              19           61.5      0.049         0.93
+``q12v``, 2e-4 bits    49.8         65.8      1.8e-4        2.0e-4
+``q12v``, 3e-4 bits    43.6         57.9      2.7e-4        3.0e-4
+``q12v``, 4e-4 bits    40.2         53.4      3.5e-4        4.0e-4 (the default)
+``q12v``, 1e-3 bits    31.4         42.3      8.5e-4        1.0e-3
+=====================  ===========  ========  ============  ==========================
+
+``top19``'s KL sits in one row in six, those whose tail holds real mass; ``q12v`` spends its
+bytes on those rows. The budget bounds every row whose budget can be met at all (all rows of
+that corpus). Steps of 1/10 bit give the same sizes; 1/8 bit leaves a quarter of the rows over
+a 2e-4 budget, 1/16 bit (codes down to 2**-16 only) more than half.
 """
 
 from __future__ import annotations
@@ -31,9 +48,11 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from sklearn_lts.distill._constants import EOT, N_BYTES, ROW_WIDTH
+from sklearn_lts.distill._targets._quantised import QuantisedCodec
+from sklearn_lts.distill._targets._quantised import checked_rows as _checked
 
-__all__ = ["CODECS", "DEFAULT_CODEC", "F32Codec", "RowCodec", "StoredRows", "TopKCodec",
-           "stored_distribution", "top_k_rows"]
+__all__ = ["CODECS", "DEFAULT_CODEC", "F32Codec", "QuantisedCodec", "RowCodec", "StoredRows",
+           "TopKCodec", "stored_distribution", "top_k_rows"]
 
 
 class RowCodec(Protocol):
@@ -59,14 +78,6 @@ class RowCodec(Protocol):
     def decode(self, buf: np.ndarray, n_rows: int) -> np.ndarray:
         """(n_rows, ROW_WIDTH) rows from the uint8 buffer ``buf``; ``ValueError`` if it does not
         hold them."""
-
-
-def _checked(rows: np.ndarray, dtype: type) -> np.ndarray:
-    """``rows`` as a C-ordered array of ``dtype``; ``ValueError`` unless it is (n, ROW_WIDTH)."""
-    r = np.ascontiguousarray(rows, dtype=dtype)
-    if r.ndim != 2 or r.shape[1] != ROW_WIDTH:
-        raise ValueError(f"rows of shape {r.shape}, expected (n, {ROW_WIDTH})")
-    return r
 
 
 @dataclass(frozen=True)
@@ -238,6 +249,6 @@ class TopKCodec:
 
 
 #: Codecs by the name stored in the index.
-CODECS: dict[str, RowCodec] = {c.name: c for c in (F32Codec(), TopKCodec(19))}
+CODECS: dict[str, RowCodec] = {c.name: c for c in (F32Codec(), TopKCodec(19), QuantisedCodec())}
 #: The codec new records are written with.
-DEFAULT_CODEC = "top19"
+DEFAULT_CODEC = "q12v"
