@@ -1,0 +1,161 @@
+"""A training corpus read once onto disk: append-only files, a compact index in memory.
+
+``fit`` reads its corpus exactly once (a generator cannot be read twice), checking every item,
+into a :class:`Spool`: a private temporary folder of append-only files, one per stream
+(``texts``: UTF-8 bytes; later student token ids, ...), deleted when the spool is garbage
+collected or the interpreter exits. What stays in memory is one int64 offset per document and
+stream. Reads go through ``numpy.fromfile`` (no memory map), so what a process has read does
+not stay resident: memory stays flat as the corpus grows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from array import array
+from collections.abc import Iterator
+
+import numpy as np
+
+from sklearn_lts.distill._sources import TextSource, iter_texts
+
+__all__ = ["Spool", "SpooledCorpus", "spool_corpus"]
+
+
+class Spool:
+    """Named append-only streams of one dtype each, in a temporary folder under ``parent``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> s = Spool(tempfile.mkdtemp())
+    >>> s.append("ids", np.array([3, 4, 5], np.int32))
+    >>> s.append("ids", np.array([6], np.int32))
+    >>> s.size("ids"), s.read("ids", 2, 4).tolist()
+    (4, [5, 6])
+    >>> s.cleanup(); os.path.exists(s.folder)
+    False
+    """
+
+    def __init__(self, parent: str):
+        os.makedirs(parent, exist_ok=True)
+        self.folder = tempfile.mkdtemp(prefix="spool-", dir=parent)
+        self._dtypes: dict[str, np.dtype] = {}
+        self._sizes: dict[str, int] = {}
+        self._writers: dict = {}
+        # the files go with the spool (or at exit), whoever holds the last reference
+        self._finalizer = weakref.finalize(self, _remove, self._writers, self.folder)
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.folder, name + ".bin")
+
+    def append(self, name: str, values: np.ndarray) -> None:
+        """Append ``values`` to stream ``name`` (its dtype is fixed by the first append)."""
+        dtype = self._dtypes.setdefault(name, np.asarray(values).dtype)
+        if name not in self._writers:
+            self._writers[name] = open(self._path(name), "ab")  # noqa: SIM115 (closed in flush)
+        data = np.ascontiguousarray(values, dtype=dtype)
+        self._writers[name].write(data.tobytes())
+        self._sizes[name] = self._sizes.get(name, 0) + data.size
+
+    def flush(self) -> None:
+        """Close the writers: what was appended is on disk for :meth:`read`."""
+        for f in self._writers.values():
+            f.close()
+        self._writers.clear()
+
+    def size(self, name: str) -> int:
+        """Number of items in stream ``name`` (0 if never written)."""
+        return self._sizes.get(name, 0)
+
+    def read(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Items ``[start, stop)`` of stream ``name``, a fresh array (no memory map)."""
+        if name in self._writers:
+            self._writers[name].flush()
+        dtype = self._dtypes[name]
+        return np.fromfile(self._path(name), dtype, int(stop - start),
+                           offset=int(start) * dtype.itemsize)
+
+    def cleanup(self) -> None:
+        """Delete the folder now."""
+        self._finalizer()
+
+
+def _remove(writers: dict, folder: str) -> None:
+    for f in writers.values():
+        f.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class SpooledCorpus:
+    """The texts of a corpus on disk, in order (:func:`spool_corpus` makes one).
+
+    Attributes
+    ----------
+    spool : Spool
+        Holds the stream ``texts`` (UTF-8 bytes); documents add their own streams.
+    text_offsets : ndarray of int64, shape (n_texts + 1,)
+        Text ``i`` is ``texts[text_offsets[i]:text_offsets[i + 1]]``.
+    """
+
+    def __init__(self, spool: Spool, text_offsets: np.ndarray):
+        self.spool = spool
+        self.text_offsets = text_offsets
+
+    def __len__(self) -> int:
+        return len(self.text_offsets) - 1
+
+    @property
+    def n_bytes(self) -> int:
+        """Total UTF-8 bytes of the texts."""
+        return int(self.text_offsets[-1])
+
+    def raw(self, start: int, stop: int) -> list[bytes]:
+        """UTF-8 bytes of texts ``[start, stop)``, read in one go."""
+        off = self.text_offsets[start : stop + 1]
+        blob = self.spool.read("texts", off[0], off[-1]).tobytes()
+        return [blob[a - off[0] : b - off[0]] for a, b in zip(off[:-1], off[1:], strict=True)]
+
+    def chunks(self, size: int) -> Iterator[tuple[int, list[str]]]:
+        """``(index of the first, texts)`` of consecutive chunks of ``size`` texts."""
+        for a in range(0, len(self), size):
+            yield a, [b.decode("utf-8") for b in self.raw(a, min(a + size, len(self)))]
+
+
+def spool_corpus(X, parent: str, what: str = "X") -> SpooledCorpus:
+    """Read the corpus ``X`` once (see :func:`~sklearn_lts.distill.iter_texts`) onto disk.
+
+    Every item is checked while it is read, before any model work. ``parent`` is the folder
+    that receives the spool's temporary folder.
+
+    Raises
+    ------
+    TypeError, ValueError, FileNotFoundError
+        For what :func:`~sklearn_lts.distill.iter_texts` refuses, and for an empty corpus (or
+        an empty shard).
+    """
+    texts = iter_texts(X, what)
+    spool = Spool(parent)
+    offsets = array("q", [0])
+    for t in texts:
+        data = t.encode("utf-8")
+        spool.append("texts", np.frombuffer(data, np.uint8))
+        offsets.append(offsets[-1] + len(data))
+    spool.flush()
+    if len(offsets) == 1:
+        spool.cleanup()
+        raise ValueError(f"{what} is empty: pass at least one text{_empty_hint(X)}")
+    return SpooledCorpus(spool, np.frombuffer(offsets, np.int64).copy())
+
+
+def _empty_hint(X) -> str:
+    """Why a corpus may have read as empty: a used-up iterator, or too small for its shards."""
+    if isinstance(X, TextSource) and X.world_size > 1:
+        return (f" (shard {X.rank} of {X.world_size} got no documents: the corpus has fewer "
+                "documents than shards)")
+    data = X.data if isinstance(X, TextSource) else X
+    if isinstance(data, Iterator):
+        return " (a generator or iterator can be read only once: was it read already?)"
+    return ""
