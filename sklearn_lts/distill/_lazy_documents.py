@@ -26,7 +26,9 @@ __all__ = ["Documents", "StoredDocument", "build_documents", "spool_corpus"]
 
 logger = logging.getLogger("sklearn_lts")
 
-_CHUNK = 256  # texts per step of the pass (one precompute call of the target cache)
+# texts per step of the pass (one precompute call of the target cache) and per read of
+# Documents.__iter__; a chunk holds at most this many texts and bytes of text
+_CHUNK_TEXTS, _CHUNK_BYTES = 256, 1 << 20
 
 
 class UldIndex(NamedTuple):
@@ -129,8 +131,8 @@ class Documents(Sequence):
 
     def __iter__(self) -> Iterator[StoredDocument]:
         """Every document in order, read a chunk at a time (the recent ones are left alone)."""
-        for a in range(0, len(self), _CHUNK):
-            yield from self._load(a, min(a + _CHUNK, len(self)))
+        for a, b in self.corpus.ranges(_CHUNK_TEXTS, _CHUNK_BYTES):
+            yield from self._load(a, b)
 
     def _load(self, a: int, b: int) -> list[StoredDocument]:
         """Documents ``[a, b)`` read from the spool in one go per stream."""
@@ -192,7 +194,7 @@ def build_documents(corpus: SpooledCorpus, tokenizer, cache=None,
     with torch.random.fork_rng(devices=[]), tqdm(
         total=len(corpus), desc=desc, unit="text", disable=not progress
     ) as bar:
-        for _, texts in corpus.chunks(_CHUNK):
+        for _, texts in corpus.chunks(_CHUNK_TEXTS, _CHUNK_BYTES):
             for t in texts:
                 a = align_text(t, tokenizer)
                 spool.append("ids", a.ids.astype(np.int32))

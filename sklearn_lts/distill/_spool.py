@@ -118,10 +118,27 @@ class SpooledCorpus:
         blob = self.spool.read("texts", off[0], off[-1]).tobytes()
         return [blob[a - off[0] : b - off[0]] for a, b in zip(off[:-1], off[1:], strict=True)]
 
-    def chunks(self, size: int) -> Iterator[tuple[int, list[str]]]:
-        """``(index of the first, texts)`` of consecutive chunks of ``size`` texts."""
-        for a in range(0, len(self), size):
-            yield a, [b.decode("utf-8") for b in self.raw(a, min(a + size, len(self)))]
+    def ranges(self, max_texts: int, max_bytes: int) -> Iterator[tuple[int, int]]:
+        """Consecutive ``[a, b)`` of at most ``max_texts`` texts and ``max_bytes`` bytes (or
+        one text, when a text alone is longer).
+
+        Examples
+        --------
+        >>> c = SpooledCorpus(None, np.array([0, 5, 10, 30, 31, 32]))
+        >>> list(c.ranges(max_texts=3, max_bytes=12))
+        [(0, 2), (2, 3), (3, 5)]
+        """
+        off, a = self.text_offsets, 0
+        while a < len(self):
+            fit = int(np.searchsorted(off, off[a] + max_bytes, side="right")) - 1
+            b = min(max(fit, a + 1), a + max_texts, len(self))
+            yield a, b
+            a = b
+
+    def chunks(self, max_texts: int, max_bytes: int) -> Iterator[tuple[int, list[str]]]:
+        """``(index of the first, texts)`` of the consecutive chunks of :meth:`ranges`."""
+        for a, b in self.ranges(max_texts, max_bytes):
+            yield a, [t.decode("utf-8") for t in self.raw(a, b)]
 
 
 def spool_corpus(X, parent: str, what: str = "X") -> SpooledCorpus:

