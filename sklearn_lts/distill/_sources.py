@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from numbers import Integral
 from typing import Any
 
-__all__ = ["TextSource", "iter_texts"]
+__all__ = ["TextSource", "iter_texts", "shard_texts"]
 
 _FOLDER_SUFFIXES = (".txt", ".jsonl")
 
@@ -84,6 +84,22 @@ class TextSource:
 
     def __iter__(self) -> Iterator[str]:
         return iter_texts(self)
+
+
+def shard_texts(X, rank: int, world_size: int) -> TextSource:
+    """Shard ``rank`` of ``world_size`` of a corpus or of a :class:`TextSource` (the hook for
+    distributed training: each rank fits on ``shard_texts(X, rank, world_size)``).
+
+    Examples
+    --------
+    >>> list(shard_texts(["a", "b", "c"], 0, 2))
+    ['a', 'c']
+    >>> list(shard_texts(TextSource(["a", "b", "c"]).shard(0, 1), 1, 2))
+    ['b']
+    """
+    if isinstance(X, TextSource):
+        return X.shard(rank, world_size)
+    return TextSource(X, rank=rank, world_size=world_size)
 
 
 def check_shard(rank: int, world_size: int) -> None:
