@@ -93,20 +93,27 @@ def status_kib(field: str) -> int:
 
 
 class PeakSampler(threading.Thread):
-    """Samples ``RssAnon`` every ``period`` seconds until stopped; ``peak`` in KiB."""
+    """Samples ``RssAnon`` every ``period`` seconds until stopped (KiB, with their times)."""
 
     def __init__(self, period: float = 0.02):
         super().__init__(daemon=True)
-        self.period, self.peak, self._halt = period, status_kib("RssAnon"), threading.Event()
+        self.period, self._halt = period, threading.Event()
+        self.samples = [(time.perf_counter(), status_kib("RssAnon"))]
 
     def run(self):
         while not self._halt.wait(self.period):
-            self.peak = max(self.peak, status_kib("RssAnon"))
+            self.samples.append((time.perf_counter(), status_kib("RssAnon")))
 
-    def stop(self) -> int:
+    def stop(self) -> dict:
+        """Peak over the whole run, and over its first and second halves (in time)."""
         self._halt.set()
         self.join()
-        return max(self.peak, status_kib("RssAnon"))
+        self.samples.append((time.perf_counter(), status_kib("RssAnon")))
+        t0, t1 = self.samples[0][0], self.samples[-1][0]
+        mid = (t0 + t1) / 2
+        return {"peak": max(r for _, r in self.samples),
+                "first_half": max(r for t, r in self.samples if t <= mid),
+                "second_half": max(r for t, r in self.samples if t >= mid)}
 
 
 def tiny_models(texts: list[str], vocab: int):
@@ -157,10 +164,12 @@ def child(args) -> None:
         batch_size=8, max_length=128, random_state=0, device="cpu", cache_dir=args.cache,
     ).fit(args.child)
     seconds = time.perf_counter() - t0
+    anon = sampler.stop()
     print(json.dumps({
         "before_fit": before, "fit_seconds": seconds, "n_train_bytes": bd.n_train_bytes_,
         "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "peak_rss_anon_kib": sampler.stop(),
+        "peak_rss_anon_kib": anon["peak"],
+        "peak_rss_anon_halves_kib": [anon["first_half"], anon["second_half"]],
         "cache_bytes": folder_bytes(os.path.join(args.cache, "bld_targets")),
         "final_loss": bd.history_[-1]["loss"],
     }))
@@ -217,15 +226,17 @@ def rss_markdown(res: dict) -> str:
         f"{what}; student of 1 layer, width 32, one byte-level BPE of {res['vocab']} tokens; "
         f"{res['steps']} steps of {res['batch_size']} windows x {res['max_length']} tokens; "
         "`fit(path)` on a `.jsonl` file, each size in a fresh process. MiB = 2^20 bytes.\n",
-        "| corpus bytes | documents | fit (s) | ru_maxrss | peak RssAnon | before fit: "
-        "ru_maxrss / RssAnon | target cache on disk |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| corpus bytes | documents | fit (s) | ru_maxrss | peak RssAnon | its peak in the 1st "
+        "/ 2nd half of fit | before fit: ru_maxrss / RssAnon | target cache on disk |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         b = r["before_fit"]
         lines.append(
             f"| {r['corpus_bytes']:,} | {r['documents']:,} | {r['fit_seconds']:.1f} | "
             f"{r['ru_maxrss_kib'] / 1024:.0f} MiB | {r['peak_rss_anon_kib'] / 1024:.0f} MiB | "
+            f"{r['peak_rss_anon_halves_kib'][0] / 1024:.0f} / "
+            f"{r['peak_rss_anon_halves_kib'][1] / 1024:.0f} MiB | "
             f"{b['ru_maxrss_kib'] / 1024:.0f} / {b['rss_anon_kib'] / 1024:.0f} MiB | "
             f"{r['cache_bytes'] / 1e6:,.0f} MB |")
     if len(rows) >= 2:
