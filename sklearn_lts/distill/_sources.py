@@ -31,6 +31,8 @@ from dataclasses import dataclass, replace
 from numbers import Integral
 from typing import Any
 
+from sklearn_lts.distill._corpus import refuse_unordered
+
 __all__ = ["TextSource", "iter_texts", "shard_texts"]
 
 _FOLDER_SUFFIXES = (".txt", ".jsonl")
@@ -145,9 +147,7 @@ names no existing file or folder ('no such text file')
         return _iter_files(_files_of([data], what), key, r, w)
     if isinstance(data, bytes):
         raise TypeError(f"{what} must be a list of texts or a folder/file path, not bytes")
-    if isinstance(data, (dict, set, frozenset)):
-        raise TypeError(f"{what} must be a list of strings, not a {type(data).__name__} "
-                        "(no order, or keys instead of texts)")
+    refuse_unordered(data, what)
     if _is_hf_dataset(data):
         return _iter_dataset(data, key, r, w, what)
     if isinstance(data, (list, tuple)) and data and all(

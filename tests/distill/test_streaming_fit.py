@@ -11,7 +11,7 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config
 
 from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
 from sklearn_lts.distill import ByteDistiller, ByteLevelLM, ByteTargetCache, TextSource
@@ -21,46 +21,31 @@ from sklearn_lts.distill._teacher import teacher_uld
 from tests.distill.test_sources import write_jsonl, write_txt_folder
 
 TEXTS = [
-    "The quick brown fox jumps over the lazy dog. Naïve café, déjà vu.",
-    "To be, or not to be, that is the question: whether 'tis nobler in the mind.",
+    "The quick brown fox. Naïve café, déjà vu.",
+    "To be, or not to be, that is the question.",
     "",
-    "Byte-level distillation: 日本語のテキスト and emoji 🦀 in one sentence.",
-    "Hamlet, Prince of Denmark. Enter two Clowns with spades and pickaxes.",
-    "To be, or not to be, that is the question: whether 'tis nobler in the mind.",
+    "Bytes: 日本語 and emoji 🦀 in one.",
+    "Hamlet, Prince of Denmark. Enter two Clowns.",
+    "To be, or not to be, that is the question.",
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
-def teacher():
-    tok = gpt2_tokenizer()
-    torch.manual_seed(1)
-    cfg = GPT2Config(vocab_size=len(tok), n_layer=2, n_embd=32, n_head=2, n_positions=256)
-    return GPT2LMHeadModel(cfg).eval(), tok
+def teacher(tiny_model, tiny_tokenizer):
+    return tiny_model, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
 def student_spec():
     tok = sentencepiece_tokenizer()
-    cfg = GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=32, n_head=2, n_positions=256,
-                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return cfg, tok
+    return GPT2Config(vocab_size=len(tok), n_layer=1, n_embd=16, n_head=2), tok
 
 
 def _bd(teacher, student_spec, cache, **kw):
     params = dict(teacher=teacher, student=student_spec, max_steps=3, batch_size=3,
-                  max_length=16, learning_rate=3e-3, random_state=0, device="cpu",
-                  cache_dir=str(cache), byte_method="boundary", token_kl_weight=1.0)
-    params.update(kw)
-    return ByteDistiller(**params)
+                  max_length=16, random_state=0, device="cpu", cache_dir=str(cache),
+                  byte_method="boundary", token_kl_weight=1.0)
+    return ByteDistiller(**{**params, **kw})
 
 
 def _losses(bd) -> list[dict]:
