@@ -24,8 +24,8 @@ demo: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m sklearn_lts.demo
 
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest
-	$(BIN)/ruff check sklearn_lts tests benchmarks examples
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONDONTWRITEBYTECODE=1 $(BIN)/python -m pytest
+	$(BIN)/ruff check --no-cache sklearn_lts tests benchmarks examples
 
 # -W: a warning fails the build
 docs: $(STAMP)

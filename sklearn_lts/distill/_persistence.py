@@ -31,6 +31,7 @@ class PersistenceMixin:
         params = self.get_params(deep=False)
         for k in ("teacher", "student"):
             params[k] = describe(params[k])
+        params["callbacks"] = None  # user code: never saved
         return params
 
     def save(self, path: str) -> None:
@@ -90,6 +91,7 @@ class PersistenceMixin:
 
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k != "_teacher_cache"}
+        state["callbacks"] = None  # user code (often closures): never pickled
         for k in ("teacher", "student"):
             if not (state[k] is None or isinstance(state[k], str)):
                 state[k] = describe(state[k])

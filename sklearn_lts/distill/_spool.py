@@ -15,13 +15,17 @@ import shutil
 import tempfile
 import weakref
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from sklearn_lts.distill._sources import TextSource, iter_texts
 
-__all__ = ["Spool", "SpooledCorpus", "spool_corpus"]
+__all__ = ["Spool", "SpooledCorpus", "TextsView", "precompute_chunks", "spool_corpus",
+           "text_chunks"]
+
+# a chunk of texts read or processed at once: at most this many texts and bytes
+_CHUNK_TEXTS, _CHUNK_BYTES = 256, 1 << 20
 
 
 class Spool:
@@ -89,8 +93,11 @@ def _remove(writers: dict, folder: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-class SpooledCorpus:
+class SpooledCorpus(Sequence):
     """The texts of a corpus on disk, in order (:func:`spool_corpus` makes one).
+
+    A read-only sequence of str: ``corpus[i]`` reads text ``i`` from disk, ``corpus[a:b:c]`` is
+    a :class:`TextsView` (nothing read), iteration reads a chunk of texts at a time.
 
     Attributes
     ----------
@@ -106,6 +113,16 @@ class SpooledCorpus:
 
     def __len__(self) -> int:
         return len(self.text_offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return TextsView(self, range(len(self))[i])
+        (data,) = self.raw(*_one(i, len(self)))
+        return data.decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        for _, texts in self.chunks(_CHUNK_TEXTS, _CHUNK_BYTES):
+            yield from texts
 
     @property
     def n_bytes(self) -> int:
@@ -139,6 +156,70 @@ class SpooledCorpus:
         """``(index of the first, texts)`` of the consecutive chunks of :meth:`ranges`."""
         for a, b in self.ranges(max_texts, max_bytes):
             yield a, [t.decode("utf-8") for t in self.raw(a, b)]
+
+
+class TextsView(Sequence):
+    """Texts ``indices`` (a range) of a :class:`SpooledCorpus`, read when indexed.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> view = spool_corpus(["a", "b", "c", "d"], tempfile.mkdtemp())[1::2]
+    >>> len(view), list(view), view[-1], list(view[::-1])
+    (2, ['b', 'd'], 'd', ['d', 'b'])
+    """
+
+    def __init__(self, corpus: SpooledCorpus, indices: range):
+        self.corpus, self.indices = corpus, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return TextsView(self.corpus, self.indices[i])
+        return self.corpus[self.indices[i]]
+
+
+def _one(i, n: int) -> tuple[int, int]:
+    """``(i, i + 1)`` for an index of a sequence of ``n`` (negative ones too), or IndexError."""
+    if not -n <= i < n:
+        raise IndexError(f"text {i} of {n}")
+    i = int(i) % n
+    return i, i + 1
+
+
+def text_chunks(texts: Iterable[str], max_texts: int = 256,
+                max_chars: int = 1 << 20) -> Iterator[list[str]]:
+    """Consecutive lists of at most ``max_texts`` texts and ``max_chars`` characters (or one
+    longer text).
+
+    Examples
+    --------
+    >>> list(text_chunks(["ab", "cd", "efgh", "i"], max_texts=3, max_chars=4))
+    [['ab', 'cd'], ['efgh'], ['i']]
+    """
+    chunk: list[str] = []
+    size = 0
+    for t in texts:
+        if chunk and (len(chunk) == max_texts or size + len(t) > max_chars):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(t)
+        size += len(t)
+    if chunk:
+        yield chunk
+
+
+def precompute_chunks(cache, texts: Sequence[str], progress: bool) -> None:
+    """``cache.precompute`` a chunk of texts at a time (never the whole corpus in memory)."""
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(texts), desc="teacher byte targets", unit="text",
+              disable=not progress) as bar:
+        for chunk in text_chunks(texts):
+            cache.precompute(chunk, progress=False)
+            bar.update(len(chunk))
 
 
 def spool_corpus(X, parent: str, what: str = "X") -> SpooledCorpus:

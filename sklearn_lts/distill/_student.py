@@ -23,15 +23,17 @@ def from_pretrained(name: str, role: str):
     if _looks_like_path(name) and not os.path.isdir(path):
         raise FileNotFoundError(
             f"{role}={name!r}: no such folder. Pass a folder written by save_pretrained, or a "
-            "Hugging Face model name (downloads need network access; set HF_HUB_OFFLINE=1 to "
-            "fail at once when there is none)"
+            "Hugging Face model name (downloaded when the hub can be reached, else read from "
+            "the local Hugging Face cache)"
         )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from sklearn_lts._hub import resolve_model
     from sklearn_lts._models import transformers_progress_bars
 
+    source = resolve_model(name, role)  # a hub name with no hub in reach: fail at once
     with transformers_progress_bars():  # no "Loading weights" bar inside a library call
-        return AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name)
+        return AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)
 
 
 def _looks_like_path(name: str) -> bool:

@@ -1,4 +1,4 @@
-"""The teacher: loading it, and the targets the student learns from (byte rows, ULD top-k)."""
+"""The teacher: loading it, and its ULD targets (byte rows: :mod:`._lazy_rows`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import numpy as np
 
 from sklearn_lts.distill._align import align_text
 from sklearn_lts.distill._student import bos_pad, from_pretrained
-from sklearn_lts.distill._targets import ByteTargetCache
 
-__all__ = ["load_teacher", "teacher_byte_rows", "teacher_uld"]
+__all__ = ["load_teacher", "teacher_uld"]
 
 
 def load_teacher(spec, device: str, cache_dir: str | None = None):
@@ -34,17 +33,6 @@ def load_teacher(spec, device: str, cache_dir: str | None = None):
     model.eval()
     model.to(device)
     return model, tok
-
-
-def teacher_byte_rows(byte_lm, texts: list[str], folder: str, progress: bool) -> list:
-    """Teacher next-byte distributions ``(n_bytes + 1, 257)`` per text, cached in ``folder``.
-
-    The cache is keyed by teacher weights, tokenizer, method and text, so targets are shared
-    by every run, loss and byte head; only the texts not cached yet are computed.
-    """
-    cache = ByteTargetCache(folder, byte_lm)
-    cache.precompute(list(dict.fromkeys(texts)), progress=progress)  # skips cached texts
-    return cache.get_many(texts)
 
 
 def teacher_uld(model, tok, texts: list[str], temperature: float, top_k: int) -> list:

@@ -96,11 +96,17 @@ def load_model(key: str, device: str) -> Any:
             return cached
         from sentence_transformers import SentenceTransformer
 
+        from sklearn_lts._hub import resolve_model
         from sklearn_lts._models import transformers_progress_bars
 
         try:
+            # a hub name with no hub in reach: its cached snapshot, or an error at once
+            source = resolve_model(key, "model")
+        except OSError as exc:
+            raise OSError(f"{exc} {OFFLINE_HINT}") from exc
+        try:
             with transformers_progress_bars():  # no "Loading weights" bar in the user's output
-                model = SentenceTransformer(key, device=device)
+                model = SentenceTransformer(source, device=device)
         except Exception as exc:  # hub/network/format errors: add the offline recipe
             offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
             raise OSError(

@@ -17,6 +17,7 @@ from sklearn_lts._models import gpt2_tokenizer, sentencepiece_tokenizer
 from sklearn_lts.distill import ByteDistiller, ByteLevelLM, ByteTargetCache, TextSource
 from sklearn_lts.distill._document import make_documents
 from sklearn_lts.distill._lazy_documents import Documents, build_documents, spool_corpus
+from sklearn_lts.distill._lazy_rows import CacheReader, RowsOnDemand
 from sklearn_lts.distill._teacher import teacher_uld
 from tests.distill.test_sources import write_jsonl, write_txt_folder
 
@@ -137,7 +138,10 @@ def eager_and_lazy(teacher, student_spec, tmp_path_factory):
     def uld(texts):
         return teacher_uld(model, ttok, texts, 1.0, 8)
 
-    lazy = build_documents(spool_corpus(iter(TEXTS), str(tmp / "spool")), tok, cache, uld)
+    cache.precompute(TEXTS, progress=False)
+    corpus = spool_corpus(iter(TEXTS), str(tmp / "spool"))
+    rows = RowsOnDemand(CacheReader(cache), corpus)  # what fit hands over: fetched when read
+    lazy = build_documents(corpus, tok, rows, uld)
     eager = make_documents(TEXTS, tok, cache.get_many(TEXTS), uld(TEXTS))
     return eager, lazy
 
@@ -148,7 +152,7 @@ def _assert_same_document(e, d):
         got, want = getattr(d.align, f), getattr(e.align, f)
         assert got.dtype == want.dtype and np.array_equal(got, want), f
     assert d.align.n_bytes == e.align.n_bytes
-    assert np.array_equal(d.teacher_rows, e.teacher_rows)
+    assert np.array_equal(np.asarray(d.teacher_rows), e.teacher_rows)
     assert d.uld_offsets == e.uld_offsets
     assert d.uld_sorted.dtype == e.uld_sorted.dtype
     assert np.array_equal(d.uld_sorted, e.uld_sorted)
@@ -169,7 +173,7 @@ def test_lazy_documents_equal_the_eager_ones(eager_and_lazy):
 
 def test_only_a_few_documents_stay_in_memory(eager_and_lazy):
     eager, full = eager_and_lazy
-    lazy = Documents(full.corpus, full.token_offsets, full.cache, full.uld, max_cached=2)
+    lazy = Documents(full.corpus, full.token_offsets, full.rows, full.uld, max_cached=2)
     for i in [0, 1, 3, 4, 0, 5]:
         _assert_same_document(eager[i], lazy[i])
         assert len(lazy._recent) <= 2

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sklearn_lts.distill import ByteLevelLM, ByteTargetCache, byte_lm_fingerprint, text_hash
+from sklearn_lts.distill._targets._codecs import CODECS, DEFAULT_CODEC
 
 TEXTS = ["the cat", "sat on", "the mat.", "café", "", "a"]
 
@@ -23,14 +24,21 @@ def fake_rows(text):
     return r / r.sum(1, keepdims=True)
 
 
-def assert_serves_exactly(cache, texts):
-    """Every text's rows are what the fake LM gave (float32, bit for bit)."""
+def decoded(rows, codec=DEFAULT_CODEC):
+    """``rows`` stored with ``codec`` and read back: float32 for "f32", the stored distribution
+    for a compact codec."""
+    c = CODECS[codec]
+    return c.decode(np.frombuffer(c.encode(rows), dtype=np.uint8), len(rows))
+
+
+def assert_serves_exactly(cache, texts, codec=DEFAULT_CODEC):
+    """Every text's rows are what the fake LM gave, as ``codec`` stores them (bit for bit)."""
     for t in texts:
-        np.testing.assert_array_equal(cache.get(t), fake_rows(t).astype(np.float32))
+        np.testing.assert_array_equal(cache.get(t), decoded(fake_rows(t), codec))
 
 
-def data_file(cache, number=0):
-    return os.path.join(cache.path, f"rows-{number:05d}.f32")
+def data_file(cache, number=0, codec=DEFAULT_CODEC):
+    return os.path.join(cache.path, f"rows-{number:05d}.{CODECS[codec].suffix}")
 
 
 class Counting:
@@ -49,8 +57,13 @@ class Counting:
         return out
 
 
+def test_decoded_f32_rows_are_the_float32_rows():
+    for t in TEXTS:
+        np.testing.assert_array_equal(decoded(fake_rows(t), "f32"), fake_rows(t).astype(np.float32))
+
+
 def test_roundtrip_memmap(tmp_path):
-    cache = ByteTargetCache(str(tmp_path), Counting(), key="k")
+    cache = ByteTargetCache(str(tmp_path), Counting(), key="k", codec="f32")
     assert cache.precompute(TEXTS, batch_size=4, progress=False) == len(TEXTS)
     again = ByteTargetCache(str(tmp_path), key="k")  # read-only use, a new process
     ref = Counting().next_byte_proba_batch(TEXTS)
@@ -63,26 +76,40 @@ def test_roundtrip_memmap(tmp_path):
     assert cache.precompute(TEXTS, progress=False) == 0  # nothing recomputed
 
 
-def test_resume_after_interruption(tmp_path):
+def test_roundtrip_compact(tmp_path):
+    """The default codec serves the decoded stored distribution, read-only, from 61 bytes/row."""
+    cache = ByteTargetCache(str(tmp_path), Counting(), key="k")
+    assert cache.precompute(TEXTS, batch_size=4, progress=False) == len(TEXTS)
+    again = ByteTargetCache(str(tmp_path), key="k", codec="f32")  # the reader's codec: no matter
+    assert_serves_exactly(again, TEXTS)
+    assert not any(again.get(t).flags.writeable for t in TEXTS)
+    n_rows = sum(len(t.encode()) + 1 for t in TEXTS)
+    assert os.path.getsize(data_file(cache)) == n_rows * 61
+    with pytest.raises(ValueError, match="codec"):
+        ByteTargetCache(str(tmp_path), key="k", codec="top5")
+
+
+@pytest.mark.parametrize("codec", ["f32", "top19"])
+def test_resume_after_interruption(tmp_path, codec):
     broken = Counting(fail_after=3)
-    cache = ByteTargetCache(str(tmp_path), broken, key="k")
+    cache = ByteTargetCache(str(tmp_path), broken, key="k", codec=codec)
     with pytest.raises(KeyboardInterrupt):
         cache.precompute(TEXTS, batch_size=2, progress=False)
     done = ByteTargetCache(str(tmp_path), key="k")
     assert len(done) == 2  # the first batch of 2 finished; the 3rd text was in flight
     # simulate a torn write: garbage after the last indexed row
-    with open(data_file(done), "ab") as f:
+    with open(data_file(done, codec=codec), "ab") as f:
         f.write(b"\x00" * 1000)
     fresh = Counting()
-    resumed = ByteTargetCache(str(tmp_path), fresh, key="k")
+    resumed = ByteTargetCache(str(tmp_path), fresh, key="k", codec=codec)
     assert resumed.precompute(TEXTS, batch_size=2, progress=False) == len(TEXTS) - 2
     assert fresh.calls == TEXTS[2:]  # only the missing ones were computed
     ref = Counting().next_byte_proba_batch(TEXTS)
-    for t, r in zip(TEXTS, ref, strict=True):
-        np.testing.assert_allclose(resumed.get(t), r, rtol=1e-6)
-    assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS)
+    assert_serves_exactly(resumed, TEXTS, codec)
+    assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS, codec)
     # the torn bytes are never served and never cut (a reader may map the file): dead space
-    assert os.path.getsize(data_file(resumed)) == sum(r.size for r in ref) * 4 + 1000
+    size = sum(len(CODECS[codec].encode(r)) for r in ref) + 1000
+    assert os.path.getsize(data_file(resumed, codec=codec)) == size
 
 
 def test_key_depends_on_model_tokenizer_and_method(tmp_path, tiny_model, tiny_tokenizer):
@@ -102,7 +129,7 @@ def test_key_depends_on_model_tokenizer_and_method(tmp_path, tiny_model, tiny_to
     )
     cache = ByteTargetCache(str(tmp_path), a)
     cache.precompute(["the cat"], progress=False)
-    np.testing.assert_allclose(cache.get("the cat"), a.next_byte_proba("the cat"), atol=1e-6)
+    np.testing.assert_array_equal(cache.get("the cat"), decoded(a.next_byte_proba("the cat")))
 
 
 class Slow(Counting):

@@ -13,7 +13,13 @@ import pytest
 
 from sklearn_lts.distill import ByteTargetCache, text_hash
 from sklearn_lts.distill._targets import TargetCacheWarning
-from tests.distill.test_targets import Counting, assert_serves_exactly, data_file, fake_rows
+from tests.distill.test_targets import (
+    Counting,
+    assert_serves_exactly,
+    data_file,
+    decoded,
+    fake_rows,
+)
 
 TEXTS = [f"text {i}: " + "ab" * (i % 7) for i in range(240)]
 
@@ -22,8 +28,8 @@ def _index(cache):
     return os.path.join(cache.path, "index.jsonl")
 
 
-def _filled(tmp_path, texts=TEXTS):
-    cache = ByteTargetCache(str(tmp_path), Counting(), key="k")
+def _filled(tmp_path, texts=TEXTS, codec="top19"):
+    cache = ByteTargetCache(str(tmp_path), Counting(), key="k", codec=codec)
     assert cache.precompute(texts, batch_size=16, progress=False) == len(texts)
     return cache
 
@@ -36,11 +42,12 @@ def _no_warning():
         yield
 
 
-def test_damaged_index_line_costs_only_its_text(tmp_path):
-    cache = _filled(tmp_path)
+@pytest.mark.parametrize("codec", ["f32", "top19"])
+def test_damaged_index_line_costs_only_its_text(tmp_path, codec):
+    cache = _filled(tmp_path, codec=codec)
     held = ByteTargetCache(str(tmp_path), key="k").get(TEXTS[-1])  # a reader's view, file end
     expected = np.array(held)
-    size = os.path.getsize(data_file(cache))
+    size = os.path.getsize(data_file(cache, codec=codec))
     with open(_index(cache)) as f:
         lines = f.readlines()
     lines[10] = "{garbage\n"
@@ -50,15 +57,15 @@ def test_damaged_index_line_costs_only_its_text(tmp_path):
     lm = Counting()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        writer = ByteTargetCache(str(tmp_path), lm, key="k")
+        writer = ByteTargetCache(str(tmp_path), lm, key="k", codec=codec)
         assert writer.precompute(TEXTS + new, progress=False) == 31
-    assert os.path.getsize(data_file(cache)) >= size  # checked before the view is touched
+    assert os.path.getsize(data_file(cache, codec=codec)) >= size  # before the view is touched
     np.testing.assert_array_equal(held, expected)
     assert sorted(lm.calls) == sorted([TEXTS[10], *new])  # the damaged line's text, no other
     assert [str(w.message) for w in caught if w.category is TargetCacheWarning
             and "line 11" in str(w.message)]
     with _no_warning():  # the index was repaired: a new reader finds no damage
-        assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS + new)
+        assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS + new, codec)
     with open(_index(cache)) as f:
         assert len(f.readlines()) == len(TEXTS) + len(new)
 
@@ -108,10 +115,11 @@ def _damage(path, how):
     return lo, lo + 40_000
 
 
+@pytest.mark.parametrize("codec", ["f32", "top19"])
 @pytest.mark.parametrize("how", ["cut", "emptied", "deleted", "random bytes"])
-def test_damaged_rows_are_recomputed_not_served(tmp_path, how):
-    cache = _filled(tmp_path, TEXTS[:60])
-    lo, hi = _damage(data_file(cache), how)
+def test_damaged_rows_are_recomputed_not_served(tmp_path, how, codec):
+    cache = _filled(tmp_path, TEXTS[:60], codec)
+    lo, hi = _damage(data_file(cache, codec=codec), how)
     recs = _records(cache)
     assert [r["h"] for r in recs] == [text_hash(t) for t in TEXTS[:60]]
     extent = {t: (r["o"], r["o"] + r["b"]) for t, r in zip(TEXTS[:60], recs, strict=True)}
@@ -122,22 +130,22 @@ def test_damaged_rows_are_recomputed_not_served(tmp_path, how):
         intact = [t for t in TEXTS[:60] if t in reader]
     assert len(caught) == 1  # one warning for the file, not one per text
     assert sorted(set(TEXTS[:60]) - set(intact)) == sorted(damaged)
-    assert_serves_exactly(reader, intact)
+    assert_serves_exactly(reader, intact, codec)
     with pytest.raises(KeyError, match="damaged|precompute"):
         reader.get(damaged[0])
     # get() with a byte LM recomputes a damaged text on the spot
     lm = Counting()
     with pytest.warns(TargetCacheWarning):
-        rows = ByteTargetCache(str(tmp_path), lm, key="k").get(damaged[-1])
-    np.testing.assert_array_equal(rows, fake_rows(damaged[-1]).astype(np.float32))
+        rows = ByteTargetCache(str(tmp_path), lm, key="k", codec=codec).get(damaged[-1])
+    np.testing.assert_array_equal(rows, decoded(fake_rows(damaged[-1]), codec))
     assert lm.calls == [damaged[-1]]
     # precompute reports what it did, and afterwards everything is served
     lm = Counting()
-    writer = ByteTargetCache(str(tmp_path), lm, key="k")
+    writer = ByteTargetCache(str(tmp_path), lm, key="k", codec=codec)
     with pytest.warns(TargetCacheWarning):
         assert writer.precompute(TEXTS[:60], progress=False) == len(damaged) - 1
     assert sorted(lm.calls) == sorted(damaged[:-1])
-    assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS[:60])
+    assert_serves_exactly(ByteTargetCache(str(tmp_path), key="k"), TEXTS[:60], codec)
 
 
 def test_new_rows_never_land_where_old_records_point(tmp_path):

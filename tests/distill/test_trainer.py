@@ -83,7 +83,7 @@ def test_training_lowers_the_loss_and_is_seeded(tok, objective):
         head = make_byte_head("linear", 16, 4) if objective == "bld" else None
         cfg = TrainConfig(max_steps=12, batch_size=2, learning_rate=1e-2, max_length=8)
         return train_student(model, head, docs, obj[objective], cfg, bos_id=0, pad_id=0,
-                             rng=np.random.default_rng(seed))
+                             rng=np.random.default_rng(seed)).history
 
     h0, h0b, h1 = run(0), run(0), run(1)
     assert [r["loss"] for r in h0] == [r["loss"] for r in h0b]

@@ -5,8 +5,10 @@ by every distillation run. A cache folder ``<root>/<key>/`` holds, per key
 (:func:`byte_lm_fingerprint`: every weight, the tokenizer's bytes, the method and its
 parameters):
 
-* ``rows-00000.f32`` (then ``rows-00001.f32``, ...): the rows of the texts, appended text after
-  text and memory-mapped for reading; files are append-only;
+* ``rows-00000.top19`` (then ``rows-00001.top19``, ...): the rows of the texts, appended text
+  after text and memory-mapped for reading; files are append-only, one codec per file
+  (``.top19``: the compact default, 61 bytes per row; ``.f32``: dense float32 rows, 1,028
+  bytes per row; see :mod:`._codecs` for the stored distribution of a compact row);
 * ``index.jsonl``: one checksummed line per stored text (format version, text SHA-1, row codec,
   data file, byte offset and length, row count, SHA-256 of the bytes);
 * ``.lock``: the writers' file lock.
@@ -36,7 +38,8 @@ Recovery rules
   separators, absolute paths) is a ``ValueError``.
 * **Versioned records.** Each index line carries the record format version and its row codec;
   lines of another version or an unknown codec are kept but never read, so a later codec
-  (compact top-k rows, per-rank files) adds records beside the old ones.
+  adds records beside the old ones; records of every known codec are read, whichever codec
+  the cache object writes with.
 
 Messages go to ``logging.getLogger("sklearn_lts")``: the cache location (info), hits and misses
 of each precompute (info) and of reads (debug).

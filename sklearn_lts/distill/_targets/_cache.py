@@ -44,12 +44,20 @@ class ByteTargetCache:
         Computes missing rows (``next_byte_proba_batch``). Not needed to read a finished cache.
     key : str, optional
         Cache key, a plain folder name; default :func:`byte_lm_fingerprint` of ``byte_lm``.
+    codec : {"top19", "f32"}, default="top19"
+        How new rows are stored. ``"top19"``: the 19 most probable bytes (float16), the
+        end-of-text probability and the remaining mass, 61 bytes per text byte; reads give the
+        *stored distribution* (the remaining mass spread uniformly over the other 237 bytes,
+        renormalised). ``"f32"``: the dense float32 rows, 1,028 bytes per text byte, read back
+        bit for bit. Records of either codec are read whatever this is.
 
     Attributes
     ----------
     key : str
     path : str
         ``folder/<key>``.
+    codec : str
+        The codec new rows are written with.
 
     Examples
     --------
@@ -65,7 +73,11 @@ class ByteTargetCache:
     ((3, 257), True, False)
     """
 
-    def __init__(self, folder: str, byte_lm: Any = None, key: str | None = None):
+    def __init__(
+        self, folder: str, byte_lm: Any = None, key: str | None = None, codec: str = DEFAULT_CODEC
+    ):
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {sorted(CODECS)}, got {codec!r}")
         if key is None:
             if byte_lm is None:
                 raise ValueError("give a key or a byte_lm to derive it from")
@@ -77,7 +89,8 @@ class ByteTargetCache:
         os.makedirs(self.path, exist_ok=True)
         self._index_path = os.path.join(self.path, "index.jsonl")
         self._files = DataFiles(self.path)
-        self._codec = CODECS[DEFAULT_CODEC]
+        self.codec = codec
+        self._codec = CODECS[codec]
         self._warned: set[str] = set()
         self._load(locked=False)
         logger.info("teacher-target cache at %s: %d texts", self.path, len(self))
@@ -136,7 +149,10 @@ class ByteTargetCache:
         return self._rows(text_hash(text)) is not None
 
     def get(self, text: str | bytes) -> np.ndarray:
-        """Rows of one text, (n_bytes + 1, 257) float32, a read-only view into the memory map.
+        """Rows of one text, (n_bytes + 1, 257) float32, read-only.
+
+        A view into the memory map for ``"f32"`` records; the decoded stored distribution for
+        compact ones.
 
         Damaged rows are recomputed when the cache has a ``byte_lm``; otherwise, and for a text
         never stored, ``KeyError``.
