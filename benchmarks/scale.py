@@ -47,7 +47,7 @@ import tempfile
 import threading
 import time
 
-from _common import command_line, versions, write_results
+from _common import RESULTS, command_line, versions, write_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 2**20
@@ -251,16 +251,41 @@ def rss_markdown(res: dict) -> str:
             f"{r['peak_rss_anon_halves_kib'][1] / 1024:.0f} MiB | "
             f"{b['ru_maxrss_kib'] / 1024:.0f} / {b['rss_anon_kib'] / 1024:.0f} MiB | "
             f"{r['cache_bytes'] / 1e6:,.0f} MB |")
-    if len(rows) >= 2:
-        lo, hi = rows[0], rows[-1]
-        growth = (hi["ru_maxrss_kib"] - lo["ru_maxrss_kib"]) / 1024
-        lines.append(
-            f"\nFrom {lo['corpus_bytes']:,} to {hi['corpus_bytes']:,} bytes of text "
-            f"({hi['corpus_bytes'] / lo['corpus_bytes']:.0f}x), peak RSS changed by "
-            f"{growth:+.0f} MiB and peak anonymous memory by "
-            f"{(hi['peak_rss_anon_kib'] - lo['peak_rss_anon_kib']) / 1024:+.0f} MiB, while "
-            f"the target cache on disk grew to {hi['cache_bytes'] / 1e6:,.0f} MB.")
+    steps = [
+        f"{lo['corpus_bytes']:,} -> {hi['corpus_bytes']:,} bytes "
+        f"({hi['corpus_bytes'] / lo['corpus_bytes']:.0f}x): peak RSS "
+        f"{(hi['ru_maxrss_kib'] - lo['ru_maxrss_kib']) / 1024:+.0f} MiB, peak RssAnon "
+        f"{(hi['peak_rss_anon_kib'] - lo['peak_rss_anon_kib']) / 1024:+.0f} MiB"
+        for lo, hi in zip(rows, rows[1:])]
+    if steps:
+        lines.append("\nChanges: " + "; ".join(steps) + ".")
     return "\n".join(lines) + "\n"
+
+
+RSS_NOTES = """\
+How to read it: the text, the student tokens and the teacher targets of the corpus are on
+disk (a spool folder and the target cache); what stays in memory per document is a few int64
+offsets and the trainer's list of windows with its shuffled order (the SFT rows: about 300
+bytes per document in all). With a teacher, anonymous memory also holds the byte LM's working
+set for a batch of 32 texts, which reaches its plateau within the first few hundred
+documents, and the store of decoded teacher rows that training reads (at most 2^18 rows,
+256 MiB; it holds the documents that training touches, about steps x batch size of them).
+"""
+
+
+def render(payload: dict) -> str:
+    """``scale.md`` from the measurements."""
+    return "\n".join([
+        "# ByteDistiller at scale\n",
+        f"Command: `{payload['command']}`\n",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()) + "\n",
+        f"Source text: {payload['source']}, {payload['source_bytes']:,} bytes.\n",
+        "## 1. Peak memory of `fit` as the corpus grows\n",
+        *(rss_markdown(res) for res in payload["rss"].values()),
+        RSS_NOTES if payload["rss"] else "Skipped: no corpus sizes given.\n",
+        section_markdown("2. Compact teacher targets", payload["compact"]),
+        section_markdown("3. Training throughput, 1 and 2 processes", payload["throughput"]),
+    ])
 
 
 def optional_section(module: str, function: str, **kwargs) -> dict:
@@ -338,9 +363,15 @@ def main(argv=None) -> None:
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--cache", help=argparse.SUPPRESS)
     p.add_argument("--tokenizer-texts", help=argparse.SUPPRESS)
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite results/scale.md from results/scale.json")
     args = p.parse_args(argv)
     if args.child:
         return child(args)
+    if args.render:
+        with open(os.path.join(RESULTS, "scale.json")) as f:
+            payload = json.load(f)
+        return print("wrote", write_results("scale", render(payload), payload)[0])
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     texts = source_texts(args)
     payload = {"command": command_line(), "versions": versions("transformers", "tokenizers"),
@@ -355,18 +386,7 @@ def main(argv=None) -> None:
                                              repeats=args.ddp_repeats)
     payload["compact"].setdefault("markdown", compact_markdown(payload["compact"]))
     payload["throughput"].setdefault("markdown", throughput_markdown(payload["throughput"]))
-    md = "\n".join([
-        "# ByteDistiller at scale\n",
-        f"Command: `{payload['command']}`\n",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in payload["versions"].items()) + "\n",
-        f"Source text: {payload['source']}, {payload['source_bytes']:,} bytes.\n",
-        "## 1. Peak memory of `fit` as the corpus grows\n",
-        *(rss_markdown(res) for res in payload["rss"].values()),
-        "" if payload["rss"] else "Skipped: no corpus sizes given.\n",
-        section_markdown("2. Compact teacher targets", payload["compact"]),
-        section_markdown("3. Training throughput, 1 and 2 processes", payload["throughput"]),
-    ])
-    for path in write_results("scale", md, payload):
+    for path in write_results("scale", render(payload), payload):
         print("wrote", path)
 
 
