@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["check_texts"]
+__all__ = ["check_texts", "refuse_unordered"]
 
 
 def check_texts(X, what: str = "X") -> list[str]:
@@ -19,9 +19,7 @@ def check_texts(X, what: str = "X") -> list[str]:
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{what} must be a list of strings, not a single string")
-    if isinstance(X, (dict, set, frozenset)):
-        raise TypeError(f"{what} must be a list of strings, not a {type(X).__name__} "
-                        "(no order, or keys instead of texts)")
+    refuse_unordered(X, what)
     texts = list(X)
     if not texts:
         raise ValueError(f"{what} is empty: pass at least one text")
@@ -29,3 +27,10 @@ def check_texts(X, what: str = "X") -> list[str]:
     if bad is not None:
         raise TypeError(f"{what} must hold strings only, found {type(bad).__name__}")
     return texts
+
+
+def refuse_unordered(X, what: str = "X") -> None:
+    """A TypeError for a dict or a set: no order, or keys instead of texts."""
+    if isinstance(X, (dict, set, frozenset)):
+        raise TypeError(f"{what} must be a list of strings, not a {type(X).__name__} "
+                        "(no order, or keys instead of texts)")

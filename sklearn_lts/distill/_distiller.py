@@ -19,7 +19,6 @@ from sklearn_lts._device import resolve_device
 from sklearn_lts.distill._byte_lm import ByteLevelLM
 from sklearn_lts.distill._corpus import check_texts
 from sklearn_lts.distill._distributed import dist_info, init_distributed
-from sklearn_lts.distill._document import make_documents
 from sklearn_lts.distill._fit_steps import (
     check_train_params,
     fit_seed,
@@ -27,6 +26,7 @@ from sklearn_lts.distill._fit_steps import (
     shard_teacher_targets,
 )
 from sklearn_lts.distill._heads import make_byte_head
+from sklearn_lts.distill._lazy_documents import build_documents, spool_corpus
 from sklearn_lts.distill._lazy_rows import byte_targets
 from sklearn_lts.distill._losses import first_byte_index
 from sklearn_lts.distill._objectives import BLD, SFT, ULD
@@ -356,14 +356,15 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
 
-    def _teacher_targets(self, texts: list[str]) -> tuple[list | None, list | None]:
-        """(byte rows, ULD targets) per text, whichever the loss needs (else None)."""
+    def _teacher_targets(self, texts) -> tuple:
+        """(byte rows per text, ULD targets of a list of texts), whichever the loss needs."""
         rows = uld = None
         if self.loss == "bld" and (self.kl_weight or self.token_kl_weight):
             rows = byte_targets(self, texts)  # cached, or computed on the fly
         if self.loss == "uld":
             model, tok = self._load_teacher()
-            uld = teacher_uld(model, tok, texts, self.temperature, _ULD_TOP_K)
+            def uld(texts):
+                return teacher_uld(model, tok, texts, self.temperature, _ULD_TOP_K)
         return rows, uld
 
     def _objective(self, model, tok, with_rows: bool):
@@ -396,9 +397,9 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
 
         Parameters
         ----------
-        X : list of str
-            Training texts (documents). Long texts are cut into windows of ``max_length``
-            student tokens.
+        X : list or iterable of str, path(s), ``datasets.Dataset`` or TextSource
+            Training texts (documents), read once (:class:`~sklearn_lts.distill.TextSource`);
+            long texts are cut into windows of ``max_length`` student tokens.
         y : ignored
         eval_X : list of str, optional
             Held-out texts: every ``eval_every`` steps (and at step 0) their bits per byte are
@@ -413,7 +414,7 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         import torch
 
         self._check_combination()
-        texts = check_texts(X)
+        corpus = spool_corpus(X, os.path.join(self._cache_root(), "spool"))
         eval_texts = None if eval_X is None else check_texts(eval_X, "eval_X")
         if not isinstance(eval_every, Integral) or eval_every < 1:
             raise ValueError(f"eval_every must be a positive int, got {eval_every!r}")
@@ -423,11 +424,11 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
             # Teacher work first: loading (or converting) the teacher may draw from the global
             # RNG, and must not change the student's initialisation between a first run (targets
             # computed) and a later one (targets read from the cache).
-            shard_teacher_targets(self, texts, info)
-            rows, uld = self._teacher_targets(texts)
+            shard_teacher_targets(self, corpus, info)
+            rows, uld = self._teacher_targets(corpus)
             torch.manual_seed(seed)
             model, tok = build_student(self.student, self.student_config, self.max_length)
-            docs = make_documents(texts, tok, rows, uld)
+            docs = build_documents(corpus, tok, rows, uld, progress=bool(self.verbose))
             objective, head = self._objective(model, tok, rows is not None)
             fit_student(self, model, tok, head, docs, objective, np.random.default_rng(seed),
                         eval_texts, eval_every)

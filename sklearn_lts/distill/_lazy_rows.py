@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from sklearn_lts.distill._constants import ROW_WIDTH
+from sklearn_lts.distill._spool import precompute_chunks
 from sklearn_lts.distill._targets import ByteTargetCache
 
 __all__ = ["CacheReader", "LazyRows", "RowsOnDemand", "byte_targets"]
@@ -61,7 +62,7 @@ class RowsOnDemand(Sequence):
 
     def __init__(self, source: Any, texts: Sequence[str], max_rows: int = DEFAULT_MAX_ROWS):
         self.source = source
-        self.texts = list(texts)
+        self.texts = texts if isinstance(texts, Sequence) else list(texts)  # a corpus on disk
         self.max_rows = int(max_rows)
         self._store: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -139,5 +140,5 @@ def byte_targets(estimator: Any, texts: list[str]) -> RowsOnDemand:
         logger.info("teacher byte targets on the fly: %d texts, no cache", len(texts))
         return RowsOnDemand(byte_lm, texts)
     cache = ByteTargetCache(os.path.join(estimator._cache_root(), "bld_targets"), byte_lm)
-    cache.precompute(list(dict.fromkeys(texts)), progress=bool(estimator.verbose))
+    precompute_chunks(cache, texts, progress=bool(estimator.verbose))  # flat memory
     return RowsOnDemand(CacheReader(cache), texts)
