@@ -610,7 +610,8 @@ TEXT_ABLATIONS: dict[str, TextFactory] = {
     **{f"adapted_{head}_l{k}_s{s}_lr{lr:g}": partial(
         _adapted, head=head, fine_tune_layers=k, fine_tune_steps=s, fine_tune_lr=lr)
        for head, k, s, lr in [("slp", 2, 8, 2e-3), ("slp", 1, 12, 2e-3), ("logreg", 2, 8, 2e-3),
-                              ("slp", 2, 4, 5e-3), ("slp", 2, 12, 2e-3)]},
+                              ("slp", 2, 4, 5e-3), ("slp", 2, 12, 2e-3), ("slp", 3, 6, 5e-3),
+                              ("slp", 2, 24, 1e-3), ("slp", 3, 12, 2e-3)]},
     **{f"adapted_{head}_l2_s8_mix{mix:g}": partial(
         _adapted, head=head, fine_tune_layers=2, fine_tune_steps=8, fine_tune_mix=mix)
        for head in ("slp", "logreg") for mix in (0.5,)},
