@@ -608,7 +608,8 @@ TEXT_METHODS: dict[str, TextFactory] = {
 # Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md
 TEXT_ABLATIONS: dict[str, TextFactory] = {
     **{f"adapted_{head}_l{k}_s{s}_lr{lr:g}": partial(
-        _adapted, head=head, fine_tune_layers=k, fine_tune_steps=s, fine_tune_lr=lr)
+        _adapted, head=head, fine_tune_layers=k, fine_tune_steps=s, fine_tune_lr=lr,
+        fine_tune_mix=1.0)
        for head, k, s, lr in [("slp", 2, 8, 2e-3), ("slp", 1, 12, 2e-3), ("logreg", 2, 8, 2e-3),
                               ("slp", 2, 4, 5e-3), ("slp", 2, 12, 2e-3), ("slp", 3, 6, 5e-3),
                               ("slp", 2, 24, 1e-3), ("slp", 3, 12, 2e-3)]},
@@ -616,6 +617,8 @@ TEXT_ABLATIONS: dict[str, TextFactory] = {
         _adapted, head=head, fine_tune_layers=2, fine_tune_steps=8, fine_tune_mix=mix)
        for head in ("slp", "logreg") for mix in (0.5,)},
 }
+# The defaults before this benchmark's dev run (12 steps, the whole weight change).
+TEXT_ABLATIONS["adapted_slp_s12_mix1"] = partial(_adapted, fine_tune_steps=12, fine_tune_mix=1.0)
 TEXT_METHODS.update(TEXT_ABLATIONS)
 
 

@@ -76,7 +76,7 @@ def _loo_centroid_accuracy(Z: np.ndarray, y: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def fitted():
-    emb = _adapted()
+    emb = _adapted(fine_tune_mix=1.0)  # the whole weight change (test_mix compares to 0.5)
     Z = emb.fit_transform(TEXTS, LABELS)
     return emb, Z
 

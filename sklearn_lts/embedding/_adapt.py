@@ -35,10 +35,10 @@ class AdaptSettings:
 
     layers: int = 2
     rank: int = 8
-    steps: int = 12
+    steps: int = 8
     learning_rate: float = 2e-3
     temperature: float = 0.05
-    mix: float = 1.0  # fraction of the weight change kept (WiSE-FT interpolation)
+    mix: float = 0.5  # fraction of the weight change kept (WiSE-FT interpolation)
     seed: int = 0
     max_batch: int = 16
 
