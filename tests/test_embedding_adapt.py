@@ -155,7 +155,7 @@ def test_unlabelled_rows_are_ignored(fitted):
     emb, _ = fitted
     extra = ["Lovely weather today.", "The train was late again."]
     y = np.array([*LABELS, -1, -1], dtype=object)
-    semi = _adapted().fit(TEXTS + extra, y)
+    semi = _adapted(fine_tune_mix=1.0).fit(TEXTS + extra, y)  # as `fitted`
     assert semi.adapter_.digest == emb.adapter_.digest
     assert semi.fit_transform(TEXTS + extra, y).shape == (len(TEXTS) + 2, 384)
 
