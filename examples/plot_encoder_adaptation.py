@@ -83,8 +83,8 @@ with open(os.path.join(HERE, "..", "benchmarks", "results", "fewshot_adapted.jso
 summary = results["summary"]
 shots = sorted(int(k) for k in summary)
 names = {"frozen_logreg": "LogisticRegression, frozen", "frozen_slp": "SLP, frozen",
-         "adapted_slp": "SLP, adapted encoder",
-         "adapted_slp_l2_s8_mix0.5": "SLP, adapted, fine_tune_mix=0.5",
+         "adapted_slp": "SLP, adapted encoder (defaults)",
+         "adapted_slp_s12_mix1": "SLP, adapted, 12 steps, fine_tune_mix=1",
          "setfit": "SetFit"}
 names = {m: n for m, n in names.items() if any(m in summary[k] for k in summary)}
 
@@ -106,7 +106,7 @@ fig.tight_layout()
 plt.show()
 
 # %%
-# The issue's targets for the adapted pipeline, as the benchmark checked them (accuracy
+# The targets set for the adapted pipeline, as the benchmark checked them (accuracy
 # differences in points, averaged over tasks, on the episodes both methods ran):
 for target in results["targets"]:
     print(f"k={target['shots']}: {target['target']}: {target['value']:+.2f} "
