@@ -23,8 +23,11 @@ def pytest_configure(config) -> None:
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(_ROOT, "matplotlib"))
     try:
         from hypothesis import settings
+        from hypothesis.configuration import set_hypothesis_home_dir
     except ImportError:
         return
+    # hypothesis >= 6.1xx also caches constants it collects from the source in .hypothesis/
+    set_hypothesis_home_dir(os.path.join(_ROOT, "hypothesis"))
     # No .hypothesis/ folder in the checkout; every run draws the same examples.
     settings.register_profile("isolated", database=None, derandomize=True)
     settings.load_profile("isolated")
