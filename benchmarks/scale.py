@@ -189,10 +189,8 @@ def child(args) -> None:
 
 # ------------------------------------------------------------------------------ sections
 def child_env() -> dict:
-    """This environment, with the parent's ``sklearn_lts`` first on the path of the child."""
-    import sklearn_lts
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(sklearn_lts.__file__)))
+    """This environment, with this checkout first on the path of the child (as the parent)."""
+    root = os.path.dirname(HERE)
     path = os.environ.get("PYTHONPATH")
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
 
