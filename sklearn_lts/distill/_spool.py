@@ -218,8 +218,9 @@ def precompute_chunks(cache, texts: Sequence[str], progress: bool) -> None:
     with tqdm(total=len(texts), desc="teacher byte targets", unit="text",
               disable=not progress) as bar:
         for chunk in text_chunks(texts):
-            cache.precompute(chunk, progress=False)
-            bar.update(len(chunk))
+            # the bar moves per stored batch: a chunk of long texts can take many minutes
+            done = cache.precompute(chunk, progress=False, on_batch=bar.update)
+            bar.update(len(chunk) - done)
 
 
 def spool_corpus(X, parent: str, what: str = "X") -> SpooledCorpus:

@@ -201,3 +201,17 @@ def test_messages_and_progress_bar(tmp_path, caplog, capsys):
         cache.get("never seen")
     assert "miss" in caplog.text
     assert all(r.name == "sklearn_lts" for r in caplog.records)
+
+
+def test_on_batch_reports_each_stored_batch(tmp_path):
+    # an outer progress bar (the distiller's) moves once per stored batch, not per call
+    cache = ByteTargetCache(str(tmp_path), Counting(), key="k")
+    seen = []
+
+    def on_batch(n):
+        seen.append((n, len(cache)))  # called after the batch is stored
+
+    assert cache.precompute(TEXTS[:5], batch_size=2, progress=False, on_batch=on_batch) == 5
+    assert seen == [(2, 2), (2, 4), (1, 5)]
+    assert cache.precompute(TEXTS, batch_size=2, progress=False, on_batch=seen.append) == 1
+    assert seen[-1] == 1

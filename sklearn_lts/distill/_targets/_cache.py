@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -180,7 +180,8 @@ class ByteTargetCache:
 
     # ---------------------------------------------------------------------------- writing
     def precompute(
-        self, texts: Iterable[str | bytes], batch_size: int = 32, progress: bool = True
+        self, texts: Iterable[str | bytes], batch_size: int = 32, progress: bool = True,
+        on_batch: Callable[[int], object] | None = None,
     ) -> int:
         """Compute and store the rows of every text not cached intact; returns how many.
 
@@ -188,7 +189,9 @@ class ByteTargetCache:
         make each LM forward call larger, which is what makes it cheap per token on a CPU). Safe
         to interrupt: finished batches stay, and the next call continues with the rest. Safe to
         run from several processes at once: one writes at a time, and each skips what the
-        others stored meanwhile. ``progress`` shows a tqdm bar.
+        others stored meanwhile. ``progress`` shows a tqdm bar; ``on_batch``, if given, is
+        called with the number of texts of each batch once it is stored (e.g. an outer bar's
+        ``update``).
         """
         if self.byte_lm is None:
             raise ValueError("this cache has no byte_lm to compute missing texts with")
@@ -208,7 +211,7 @@ class ByteTargetCache:
             scan = self._load(locked=True)  # other writers may have added texts meanwhile
             self._repair_index(scan)
             todo = [t for t in todo if self._rows(text_hash(t)) is None]
-            return self._compute(todo, scan.claims, batch_size, progress)
+            return self._compute(todo, scan.claims, batch_size, progress, on_batch)
 
     def _repair_index(self, scan: IndexScan) -> None:
         """Rewrite the index without its damaged and superseded lines (a writer, locked).
@@ -234,7 +237,8 @@ class ByteTargetCache:
                     scan.n_lines)
 
     def _compute(
-        self, todo: list, claims: dict[str, int], batch_size: int, progress: bool
+        self, todo: list, claims: dict[str, int], batch_size: int, progress: bool,
+        on_batch: Callable[[int], object] | None = None,
     ) -> int:
         """Compute ``todo`` batch by batch; rows are flushed to disk before the index names them."""
         from tqdm.auto import tqdm
@@ -260,4 +264,6 @@ class ByteTargetCache:
                 os.fsync(index.fileno())
                 self._records.update((r.text, r) for r in recs)
                 bar.update(len(chunk))
+                if on_batch is not None:
+                    on_batch(len(chunk))
         return len(todo)
