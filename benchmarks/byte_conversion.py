@@ -422,8 +422,9 @@ def _write_peer(out: str, report: dict) -> None:
         "renormalised; see `benchmarks/_genlm_peer.py`).",
         "",
         "| K | ours | texts | bytes | KL(genlm ‖ ours) bits/byte | worst row | median row "
-        "| KL(ours ‖ genlm) | mean TV | rows genlm>0=ours | bits/byte genlm | bits/byte ours "
-        "| genlm s | ours s | **genlm / ours** | calls/byte genlm | calls/byte ours |",
+        "| KL(ours ‖ genlm) | mean TV | rows with ours 0 < genlm | bits/byte genlm "
+        "| bits/byte ours | genlm s | ours s | **genlm / ours** | calls/byte genlm "
+        "| calls/byte ours |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["results"]:
