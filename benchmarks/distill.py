@@ -315,7 +315,7 @@ def write_markdown(results: dict, path: str) -> None:
             rel = sep = ""
             if sft:
                 rel = f"{100 * (statistics.mean(test) / statistics.mean(sft) - 1):+.1f}%"
-                sep = "yes" if max(test) < min(sft) else "no"
+                sep = ("yes" if max(test) < min(sft) else "no") if len(test) > 1 else "1 seed"
             fits = [r["fit_s"] for k, r in results["runs"].items()
                     if k.rsplit("/", 1)[0] == f"{student}/{method}"]
             lines.append(
