@@ -21,15 +21,12 @@ The library does not ship these losses: none of them beat the prototype loss on 
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import partial
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fewshot  # this script's folder is first on sys.path when run as a script
 
-import fewshot  # noqa: E402
-
-from sklearn_lts.embedding import _adapt  # noqa: E402
+from sklearn_lts.embedding import _adapt
 
 _PROTO = _adapt.prototype_loss
 
