@@ -603,6 +603,7 @@ TEXT_METHODS: dict[str, TextFactory] = {
     "frozen_logreg": partial(_frozen, lambda: LogisticRegression(C=1.0, max_iter=2000)),
     "frozen_slp": partial(_frozen, lambda: SoftLabelPrototypeClassifier(random_state=0)),
     "adapted_slp": _adapted,
+    "adapted_logreg": partial(_adapted, head="logreg"),
     "setfit": _setfit,
 }
 # Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md
@@ -614,11 +615,16 @@ TEXT_ABLATIONS: dict[str, TextFactory] = {
                               ("slp", 2, 4, 5e-3), ("slp", 2, 12, 2e-3), ("slp", 3, 6, 5e-3),
                               ("slp", 2, 24, 1e-3), ("slp", 3, 12, 2e-3)]},
     **{f"adapted_{head}_l2_s8_mix{mix:g}": partial(
-        _adapted, head=head, fine_tune_layers=2, fine_tune_steps=8, fine_tune_mix=mix)
+        _adapted, head=head, fine_tune_layers=2, fine_tune_steps=8, fine_tune_lr=2e-3,
+        fine_tune_mix=mix)
        for head in ("slp", "logreg") for mix in (0.5,)},
 }
-# The defaults before this benchmark's dev run (12 steps, the whole weight change).
-TEXT_ABLATIONS["adapted_slp_s12_mix1"] = partial(_adapted, fine_tune_steps=12, fine_tune_mix=1.0)
+# Earlier defaults: 12 steps and the whole weight change (before fewshot_adapted_dev.md), then
+# the top 2 layers at lr 2e-3 (before fewshot_losses_dev.md chose all layers at 1e-3).
+TEXT_ABLATIONS["adapted_slp_s12_mix1"] = partial(
+    _adapted, fine_tune_layers=2, fine_tune_lr=2e-3, fine_tune_steps=12, fine_tune_mix=1.0)
+TEXT_ABLATIONS["adapted_slp_l2_lr0.002"] = partial(_adapted, fine_tune_layers=2,
+                                                   fine_tune_lr=2e-3)
 TEXT_METHODS.update(TEXT_ABLATIONS)
 
 

@@ -170,7 +170,8 @@ def test_bad_params_raise_in_fit_not_init():
     for params in ({"pair_mode": "sum"}, {"batch_size": 0}, {"prompt": 3}, {"device": ""},
                    {"normalize": "no"}, {"normalize": 1.5}, {"verbose": "loud"},
                    {"fine_tune": "lora"}, {"fine_tune_steps": -1}, {"fine_tune_lr": 0.0},
-                   {"fine_tune_layers": 0}, {"memory": 3}, {"device": []}):
+                   {"fine_tune_layers": 0}, {"fine_tune_layers": "top"}, {"memory": 3},
+                   {"device": []}):
         emb = SentenceEmbedder(**params)  # no validation in __init__
         with pytest.raises((ValueError, TypeError)):
             emb.fit(["x"])

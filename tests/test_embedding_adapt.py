@@ -99,6 +99,15 @@ def test_adaptation_separates_the_support_set(fitted):
     np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1, atol=1e-5)
 
 
+def test_all_layers_by_default_stored_as_a_number(fitted):
+    emb, _ = fitted
+    assert emb.fine_tune_layers == "all"
+    # all-MiniLM-L6-v2 has six layers; the resolved count rebuilds the adapter anywhere
+    assert emb.adapter_.settings["layers"] == 6
+    with pytest.raises(ValueError, match=r"fine_tune_layers must be in \[1, 6\]"):
+        _adapted(fine_tune_layers=7).fit(TEXTS, LABELS)
+
+
 def test_fit_transform_equals_fit_then_transform(fitted):
     emb, Z = fitted
     np.testing.assert_allclose(emb.transform(TEXTS), Z, atol=1e-5)

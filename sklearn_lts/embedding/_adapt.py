@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,10 +33,10 @@ _BERT_TARGETS = ("query", "key", "value", "dense")
 class AdaptSettings:
     """What trains and for how long (fixed in advance; see ``benchmarks/results``)."""
 
-    layers: int = 2
+    layers: int | None = None  # None: every layer
     rank: int = 8
     steps: int = 8
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     temperature: float = 0.05
     mix: float = 0.5  # fraction of the weight change kept (WiSE-FT interpolation)
     seed: int = 0
@@ -251,10 +251,12 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     t0 = time.perf_counter()
     model = copy.deepcopy(base)
     auto, layers = _hf_parts(model)
-    first = len(layers) - settings.layers
+    if settings.layers is None:  # stored resolved, so the state rebuilds on any model depth
+        settings = replace(settings, layers=len(layers))
     if not 1 <= settings.layers <= len(layers):
         raise ValueError(f"fine_tune_layers must be in [1, {len(layers)}], got "
                          f"{settings.layers}.")
+    first = len(layers) - settings.layers
     batches = _batches(model, texts, settings.max_batch)
     _frozen_inputs(auto, batches, first)
     sdict = asdict(settings)
