@@ -249,13 +249,13 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     from safetensors.torch import save
 
     t0 = time.perf_counter()
+    n_layers = len(_hf_parts(base)[1])  # checked on the base, before copying it
+    if settings.layers is None:  # stored resolved, so the state rebuilds on any model depth
+        settings = replace(settings, layers=n_layers)
+    if not 1 <= settings.layers <= n_layers:
+        raise ValueError(f"fine_tune_layers must be in [1, {n_layers}], got {settings.layers}.")
     model = copy.deepcopy(base)
     auto, layers = _hf_parts(model)
-    if settings.layers is None:  # stored resolved, so the state rebuilds on any model depth
-        settings = replace(settings, layers=len(layers))
-    if not 1 <= settings.layers <= len(layers):
-        raise ValueError(f"fine_tune_layers must be in [1, {len(layers)}], got "
-                         f"{settings.layers}.")
     first = len(layers) - settings.layers
     batches = _batches(model, texts, settings.max_batch)
     _frozen_inputs(auto, batches, first)
