@@ -335,7 +335,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
             lines = lines_from_centroids(centroids, M // 2, split)
             return split_off_point(lines, centroids) if M % 2 == 1 else lines
         anchors, anchor_classes = class_anchors(Z, y, allocate(M, y, n_classes), rng, project)
-        return lines_from_anchors(anchors, anchor_classes)
+        # Only "n_classes" may add a prototype (an int is a count), and only line routing
+        # needs it: see lines_from_anchors.
+        share = self.n_prototypes == "n_classes" and self.routing == "line"
+        return lines_from_anchors(anchors, anchor_classes, share_leftover=share)
 
     # ------------------------------------------------------------------ prediction
     def _chunks(self, X):

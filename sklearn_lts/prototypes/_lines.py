@@ -258,17 +258,28 @@ def split_off_point(lines: list[Line], centroids: np.ndarray) -> list[Line]:
     return lines
 
 
-def lines_from_anchors(anchors: np.ndarray, anchor_classes: np.ndarray) -> list[Line]:
+def lines_from_anchors(
+    anchors: np.ndarray, anchor_classes: np.ndarray, share_leftover: bool = False
+) -> list[Line]:
     """Pair labelled anchors (e.g. within-class k-means centres) into two-prototype lines.
 
     Pairs are formed greedily by increasing distance, preferring pairs of different classes
-    (where a soft boundary is worth having). An odd anchor left over becomes a point line.
+    (where a soft boundary is worth having). An odd anchor left over becomes a point line,
+    or, with ``share_leftover``, shares a line with its nearest anchor of another class,
+    which then ends two lines. Line routing needs the latter: it sends a query to the
+    nearest segment or point, a segment is never further than its ends, so a lone point
+    loses queries to every segment (one class in three under-predicted).
 
     Examples
     --------
     >>> A = np.array([[0.0], [1.0], [5.0], [6.0]])
     >>> [(ln.start_class, ln.end_class) for ln in lines_from_anchors(A, np.array([0, 1, 0, 1]))]
     [(0, 1), (0, 1)]
+    >>> A, cls = np.array([[0.0], [1.0], [5.0]]), np.array([0, 1, 2])
+    >>> [(ln.start_class, ln.end_class, ln.is_point) for ln in lines_from_anchors(A, cls)]
+    [(0, 1, False), (2, 2, True)]
+    >>> [(ln.start_class, ln.end_class) for ln in lines_from_anchors(A, cls, share_leftover=True)]
+    [(1, 0), (1, 2)]
     """
     n = len(anchors)
     D = np.linalg.norm(anchors[:, None, :] - anchors[None, :, :], axis=-1)
@@ -283,10 +294,28 @@ def lines_from_anchors(anchors: np.ndarray, anchor_classes: np.ndarray) -> list[
         if used[i] or used[j]:
             continue
         used[i] = used[j] = True
-        ci, cj = int(anchor_classes[i]), int(anchor_classes[j])
-        classes = [ci] if ci == cj else [ci, cj]
-        lines.append(Line(anchors[i].copy(), anchors[j].copy(), classes, ci, cj))
+        lines.append(_anchor_line(anchors, anchor_classes, i, j))
     for i in np.flatnonzero(~used):
         c = int(anchor_classes[i])
-        lines.append(Line(anchors[i].copy(), anchors[i].copy(), [c], c, c, is_point=True))
+        others = np.flatnonzero(anchor_classes != c)
+        if not (share_leftover and len(others)):
+            lines.append(Line(anchors[i].copy(), anchors[i].copy(), [c], c, c, is_point=True))
+            continue
+        j = int(others[np.argmin(D[i, others])])  # first of equal distances: deterministic
+        # Both lines start at the shared anchor. Queries nearest to it are equally far from
+        # both segments; computed from the same start, those distances tie exactly and the
+        # earlier line takes them, whatever the scale of the data.
+        for li, ln in enumerate(lines):
+            if not ln.is_point and np.array_equal(ln.end, anchors[j]):
+                lines[li] = Line(ln.end, ln.start, ln.classes[::-1], ln.end_class,
+                                 ln.start_class)
+                break
+        lines.append(_anchor_line(anchors, anchor_classes, j, int(i)))
     return lines
+
+
+def _anchor_line(anchors: np.ndarray, anchor_classes: np.ndarray, i: int, j: int) -> Line:
+    """The line from anchor ``i`` to anchor ``j``."""
+    ci, cj = int(anchor_classes[i]), int(anchor_classes[j])
+    classes = [ci] if ci == cj else [ci, cj]
+    return Line(anchors[i].copy(), anchors[j].copy(), classes, ci, cj)

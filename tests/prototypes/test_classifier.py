@@ -93,13 +93,34 @@ def test_centroids_are_classified_as_their_class(M, routing):
     assert clf.prototype_labels_.shape == (clf.prototypes_.shape[0], 3)
     np.testing.assert_allclose(clf.prototype_labels_.sum(1), 1.0)
     if M == "n_classes":
-        assert clf.prototypes_.shape[0] == 3
+        # line routing: the class left over shares a line, its partner's centroid ends two
+        assert clf.prototypes_.shape[0] == (4 if routing == "line" else 3)
     elif M != "auto" and M >= 3:
         assert clf.prototypes_.shape[0] == M
     if routing == "line":
         centroids = np.vstack([X[y == c].mean(0) for c in range(3)])
         if isinstance(M, str) or M >= 3:
             assert np.array_equal(clf.predict(centroids), [0, 1, 2])
+
+
+def test_odd_class_count_does_not_starve_the_leftover_class():
+    """Three symmetric classes: the class whose centroid is left over after pairing must get
+    its third of the predictions. As a lone point (the construction ``routing="global"``
+    keeps) line routing gave it 26 %: a segment is never further than its ends."""
+    rng = np.random.RandomState(0)
+    centres = np.eye(3, 50)
+    shares = []
+    for _ in range(20):
+        X = np.vstack([c + 0.5 * rng.randn(8, 50) for c in centres])
+        Q = np.vstack([c + 0.5 * rng.randn(300, 50) for c in centres])
+        y = np.repeat(np.arange(3), 8)
+        (lone,) = [ln["classes"][0] for ln in SoftLabelPrototypeClassifier(
+            routing="global").fit(X, y).lines_ if ln["status"] == "point"]
+        clf = SoftLabelPrototypeClassifier().fit(X, y)
+        assert [ln["status"] for ln in clf.lines_].count("point") == 0
+        assert lone in clf.lines_[-1]["classes"]
+        shares.append(np.mean(clf.predict(Q) == lone))
+    assert 0.30 < np.mean(shares) < 0.37
 
 
 def test_support_positions_beat_centroid_positions_less_than_one_shot():
