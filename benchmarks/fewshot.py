@@ -353,9 +353,11 @@ def write_markdown(path: str, payload: dict) -> None:
     shots = payload["shots"]
     L = ["# Few-shot Leopard benchmark: frozen MiniLM embeddings", ""]
     L += [f"Command: `{payload['command']}`", ""]
-    for cmd in payload.get("previous_commands", []):
-        L += [f"Rows of the other tasks come from the earlier run `{cmd}` (merged with "
-              "`--update`; same code for those rows).", ""]
+    if payload.get("previous_commands"):
+        L += ["Rows of the other tasks come from earlier runs, oldest first, each later one "
+              "replacing the rows of its `--tasks` (merged with `--update`; the kept rows' "
+              "code paths are unchanged): "
+              + "; ".join(f"`{cmd}`" for cmd in payload["previous_commands"]) + ".", ""]
     if payload.get("skipped"):
         L += ["Skipped episodes: " + "; ".join(payload["skipped"]) + ".", ""]
     L += [f"Started {payload['started']}, total wall time {payload['wall_seconds']:.0f} s.", ""]

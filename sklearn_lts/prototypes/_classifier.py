@@ -74,6 +74,10 @@ class SoftLabelPrototypeClassifier(ClassifierMixin, BaseEstimator):
         - ``"n_classes"``: one prototype per class, at its centroid; pairs of classes share a
           line. The LP then gives one-hot labels, and the rule is a two-neighbour
           inverse-distance nearest-centroid classifier (the measured best few-shot setting).
+          With an odd number of classes and ``routing="line"``, the class left over shares a
+          line with the nearest class, whose centroid then holds one prototype per line
+          (``n_classes + 1`` rows in ``prototypes_``): alone as a point it would lose queries
+          to every segment.
 
         - ``"auto"``: the paper's construction. Class centroids are grouped by complete-linkage
           clustering into ``n_classes - 1`` groups, groups of one class are merged into the
