@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> dict:
                         help="text-level benchmark: eval rows scored per task, a fixed seeded "
                              "subset (0 = the full eval file)")
     parser.add_argument("--setfit-shots", type=int, nargs="+", default=[8],
-                        help="text-level benchmark: shots at which SetFit runs")
+                        help="text-level benchmark: shots at which SetFit and FastFit run")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--dev", action="store_true",
                         help="text-level benchmark on dev rows (training-split texts of "
@@ -599,6 +599,12 @@ def _setfit(ctx: EpisodeContext) -> object:
     return SetFitText(seed=ctx.episode)
 
 
+def _fastfit(ctx: EpisodeContext) -> object:
+    from _fastfit import FastFitText
+
+    return FastFitText(seed=ctx.episode)
+
+
 TextFactory = Callable[[EpisodeContext], object]
 #: name -> factory returning an unfitted ``fit(texts, y)`` / ``predict(texts)`` model.
 TEXT_METHODS: dict[str, TextFactory] = {
@@ -607,6 +613,7 @@ TEXT_METHODS: dict[str, TextFactory] = {
     "adapted_slp": _adapted,
     "adapted_logreg": partial(_adapted, head="logreg"),
     "setfit": _setfit,
+    "fastfit": _fastfit,
 }
 # Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md
 TEXT_ABLATIONS: dict[str, TextFactory] = {
@@ -682,7 +689,7 @@ def run_text_benchmark(args, argv: list[str] | None) -> dict:
                 ctx = EpisodeContext(task, len(np.unique(ep.labels)), k, len(ep.labels), i)
                 for m in args.text_methods:
                     key = (task, k, i, m, args.max_eval)
-                    if (m == "setfit" and k not in args.setfit_shots) or (
+                    if (m in ("setfit", "fastfit") and k not in args.setfit_shots) or (
                             key in done and m not in args.redo):
                         continue
                     model = TEXT_METHODS[m](ctx)
