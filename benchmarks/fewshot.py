@@ -739,6 +739,26 @@ def text_targets(rows: list[dict], shots: list[int], primary: str) -> list[dict]
     return out
 
 
+def paired_differences(rows: list[dict], methods: list[str], anchor: str,
+                       shots: list[int]) -> list[dict]:
+    """Each method minus ``anchor`` on the (task, episode) pairs both ran, per ``k``."""
+    out = []
+    for k in shots:
+        for m in methods:
+            pairs = _paired(rows, m, anchor, k) if m != anchor else []
+            if not pairs:
+                continue
+            tasks = sorted({p["task"] for p, _ in pairs})
+            diff = float(np.mean([np.mean([p["accuracy"] - o["accuracy"]
+                                           for p, o in pairs if p["task"] == t])
+                                  for t in tasks]))
+            ratio = (np.median([p["fit_seconds"] for p, _ in pairs])
+                     / np.median([o["fit_seconds"] for _, o in pairs]))
+            out.append({"shots": k, "method": m, "value": 100 * diff,
+                        "time_ratio": float(ratio), "n_episodes": len(pairs)})
+    return out
+
+
 def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
     """``<out>.json`` (every row, summaries, versions) and ``<out>.md``."""
     methods = [m for m in args.text_methods if any(r["method"] == m for r in rows)]
@@ -758,13 +778,15 @@ def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
                 "fit_max_s": float(np.max([r["fit_seconds"] for r in rs])),
                 "predict_median_s": float(np.median([r["predict_seconds"] for r in rs]))}
     vers = versions()
-    for dist in ("setfit", "peft", "datasets"):
+    for dist in ("setfit", "fast-fit", "peft", "datasets"):
         try:
             vers[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             vers[dist] = "not installed"
     targets = text_targets(rows, args.shots, args.primary)
+    paired = {a: paired_differences(rows, methods, a, args.shots) for a in ("setfit", "fastfit")}
     payload = {"command": command, "versions": vers, "max_eval": args.max_eval, "targets": targets,
+               "paired": {a: d for a, d in paired.items() if d},
                "episodes": args.episodes, "shots": args.shots, "tasks": tasks,
                "methods": methods, "skipped": SKIPPED, "summary": summary, "results": rows}
     with open(out + ".json", "w", encoding="utf-8") as f:
@@ -789,7 +811,8 @@ def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
          + ", ".join(str(k) for k in args.shots) + " |", "|---|" + "---|" * (len(args.shots) + 1)]
     for m in methods:
         cells = [summary.get(str(k), {}).get(m) for k in args.shots]
-        L.append(f"| {m} | " + " | ".join(f"{c['mean']:.1f} ({c['n_tasks']} tasks)" if c else "—"
+        L.append(f"| {m} | " + " | ".join(f"{c['mean']:.1f} ({c['n_tasks']} tasks, "
+                                           f"{c['n_rows']} episodes)" if c else "—"
                                            for c in cells)
                  + " | " + ", ".join(f"{c['fit_median_s']:.1f}" if c else "—" for c in cells)
                  + " |")
@@ -810,6 +833,17 @@ def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
               f"{'yes' if t['met'] else '**no**'} | {t['n_episodes']} | "
               + ", ".join(f"{task} {d:+.1f}" for task, d in t["per_task"].items()) + " |"
               for t in targets]
+    for anchor in ("setfit", "fastfit"):
+        paired = paired_differences(rows, methods, anchor, args.shots)
+        if not paired:
+            continue
+        L += ["", f"## Paired against `{anchor}`", "",
+              f"Accuracy of each method minus `{anchor}`'s, in points, on the episodes both "
+              "ran (mean over tasks of the per-task mean), and the ratio of median fit times "
+              "on those episodes.", "",
+              "| k | method | difference | fit time ratio | episodes |", "|---|---|---|---|---|"]
+        L += [f"| {d['shots']} | {d['method']} | {d['value']:+.2f} | {d['time_ratio']:.3f} | "
+              f"{d['n_episodes']} |" for d in paired]
     if SKIPPED:
         L += ["", "Skipped: " + "; ".join(SKIPPED)]
     L += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in vers.items()]
