@@ -1,8 +1,9 @@
 """FastFit (``fast-fit`` 1.2.1, Yehudai & Bendel 2024) as ``fit(texts, y)`` / ``predict(texts)``.
 
 A benchmark-only anchor for ``benchmarks/fewshot.py --text-methods fastfit``; the library never
-imports it. Install it without dependencies (``pip install --no-deps fast-fit==1.2.1``): its
-requirements (torch, transformers, datasets, scikit-learn) are already here.
+imports it. ``pip install -e ".[bench-peers]"`` or ``pip install fast-fit==1.2.1`` installs it:
+its requirements (torch, transformers, datasets, scikit-learn, unpinned) are already here, so
+nothing else changes.
 
 As released, FastFit 1.2.1 does not run against ``datasets`` 5 and ``transformers`` 5. Four
 shims, applied once by :func:`_patched_fastfit` and touching only FastFit's own module, make it

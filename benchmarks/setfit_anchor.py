@@ -1,9 +1,9 @@
 """SetFit as a text classifier for the Leopard benchmark, with the same all-MiniLM-L6-v2 body.
 
-:class:`SetFitText` wraps SetFit 1.x (``pip install setfit``, a benchmark-only extra) in the
-``fit(texts, y)`` / ``predict(texts)`` shape of a scikit-learn pipeline, so that
-``benchmarks/fewshot.py --text-methods setfit ...`` fits it on the same episodes and scores it on
-the same eval rows as every other method. Training uses SetFit's defaults
+:class:`SetFitText` wraps SetFit 1.x (``pip install setfit``, in the benchmark-only
+``bench-peers`` extra) in the ``fit(texts, y)`` / ``predict(texts)`` shape of a scikit-learn
+pipeline, so that ``benchmarks/fewshot.py --text-methods setfit ...`` fits it on the same
+episodes and scores it on the same eval rows as every other method. Training uses SetFit's defaults
 (``TrainingArguments()``: CosineSimilarityLoss over "oversampling" pairs, one body epoch,
 batch size 16, body learning rate 2e-5, LogisticRegression head); only the bookkeeping
 arguments differ (seed = episode index, no checkpoints, no reporting, no progress bar).
