@@ -448,7 +448,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="re-run only --tasks and replace their rows in an existing "
                              "<out>.json, keeping the other tasks' results")
     parser.add_argument("--render-only", action="store_true",
-                        help="only rewrite <out>.md from an existing <out>.json")
+                        help="only rewrite <out>.md from an existing <out>.json (with "
+                        "--text-methods: <out>.json and .md from the rows in <out>.rows.jsonl, "
+                        "fitting nothing; rows that are missing are left out)")
     parser.add_argument("--text-methods", nargs="+", default=None, metavar="METHOD",
                         help="run the text-level benchmark instead (pipelines that fit on "
                              f"texts): any of {', '.join(TEXT_METHODS)}")
@@ -677,7 +679,8 @@ def run_text_benchmark(args, argv: list[str] | None) -> dict:
         os.path.relpath(__file__, os.getcwd()), *(sys.argv[1:] if argv is None else argv)])
     print(command, flush=True)
     episodes = args.dev_episodes if args.dev else range(args.episodes)
-    for task in args.tasks or list_tasks(args.data):
+    # --render-only: the rows already in <out>.rows.jsonl, nothing fitted
+    for task in [] if args.render_only else args.tasks or list_tasks(args.data):
         for k in args.shots:
             for i in episodes:
                 ep = (leopard_dev_episode if args.dev else leopard_episode)(
