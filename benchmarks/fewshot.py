@@ -636,6 +636,9 @@ TEXT_ABLATIONS["adapted_slp_s12_mix1"] = partial(
     _adapted, fine_tune_layers=2, fine_tune_lr=2e-3, fine_tune_steps=12, fine_tune_mix=1.0)
 TEXT_ABLATIONS["adapted_slp_l2_lr0.002"] = partial(_adapted, fine_tune_layers=2,
                                                    fine_tune_lr=2e-3)
+# Fewer steps, for the fit-time target (results/fewshot_steps_dev.md, dev rows only)
+TEXT_ABLATIONS["adapted_slp_s4"] = partial(_adapted, fine_tune_steps=4)
+TEXT_ABLATIONS["adapted_slp_s4_lr0.002"] = partial(_adapted, fine_tune_steps=4, fine_tune_lr=2e-3)
 TEXT_METHODS.update(TEXT_ABLATIONS)
 
 
