@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -720,28 +721,45 @@ def _paired(rows: list[dict], a: str, b: str, k: int) -> list[tuple[dict, dict]]
             if m == a and (t, e, b) in by]
 
 
+class PairedComparison(NamedTuple):
+    """Method ``a`` against ``b`` on the (task, episode) pairs both ran at one ``k``."""
+
+    per_task: dict  # task -> mean accuracy difference over its episodes, in points
+    difference: float  # mean over tasks of ``per_task``
+    time_ratio: float  # median fit seconds of ``a`` / median of ``b``
+    n_episodes: int
+
+
+def compare_paired(rows: list[dict], a: str, b: str, k: int) -> PairedComparison | None:
+    """``a`` minus ``b`` at ``k`` shots, or None when no episode has both."""
+    pairs = _paired(rows, a, b, k)
+    if not pairs:
+        return None
+    tasks = sorted({p["task"] for p, _ in pairs})
+    per_task = {t: 100 * float(np.mean([p["accuracy"] - o["accuracy"]
+                                        for p, o in pairs if p["task"] == t])) for t in tasks}
+    ratio = (np.median([p["fit_seconds"] for p, _ in pairs])
+             / np.median([o["fit_seconds"] for _, o in pairs]))
+    return PairedComparison(per_task, float(np.mean(list(per_task.values()))), float(ratio),
+                            len(pairs))
+
+
 def text_targets(rows: list[dict], shots: list[int], primary: str) -> list[dict]:
     """The issue's targets for ``primary``, each on the episodes both methods ran."""
     out = []
     for k in shots:
         for other, margin in (("setfit", 0.0), ("frozen_logreg", 2.0)):
-            pairs = _paired(rows, primary, other, k)
-            if not pairs:
+            c = compare_paired(rows, primary, other, k)
+            if c is None:
                 continue
-            tasks = sorted({p["task"] for p, _ in pairs})
-            per_task = {t: 100 * float(np.mean([p["accuracy"] - o["accuracy"]
-                                                for p, o in pairs if p["task"] == t]))
-                        for t in tasks}
-            diff = float(np.mean(list(per_task.values())))
             out.append({"shots": k, "target": f"{primary} >= {other} + {margin:g} points",
-                        "value": diff, "met": diff >= margin, "n_episodes": len(pairs),
-                        "per_task": per_task})
+                        "value": c.difference, "met": c.difference >= margin,
+                        "n_episodes": c.n_episodes, "per_task": c.per_task})
             if other == "setfit":
-                ratio = (np.median([p["fit_seconds"] for p, _ in pairs])
-                         / np.median([o["fit_seconds"] for _, o in pairs]))
                 out.append({"shots": k, "target": f"median fit time of {primary} <= "
-                            "setfit's / 10", "value": float(ratio), "met": bool(ratio <= 0.1),
-                            "n_episodes": len(pairs), "per_task": {}})
+                            "setfit's / 10", "value": c.time_ratio,
+                            "met": c.time_ratio <= 0.1, "n_episodes": c.n_episodes,
+                            "per_task": {}})
     return out
 
 
@@ -751,17 +769,10 @@ def paired_differences(rows: list[dict], methods: list[str], anchor: str,
     out = []
     for k in shots:
         for m in methods:
-            pairs = _paired(rows, m, anchor, k) if m != anchor else []
-            if not pairs:
-                continue
-            tasks = sorted({p["task"] for p, _ in pairs})
-            diff = float(np.mean([np.mean([p["accuracy"] - o["accuracy"]
-                                           for p, o in pairs if p["task"] == t])
-                                  for t in tasks]))
-            ratio = (np.median([p["fit_seconds"] for p, _ in pairs])
-                     / np.median([o["fit_seconds"] for _, o in pairs]))
-            out.append({"shots": k, "method": m, "value": 100 * diff,
-                        "time_ratio": float(ratio), "n_episodes": len(pairs)})
+            c = compare_paired(rows, m, anchor, k) if m != anchor else None
+            if c is not None:
+                out.append({"shots": k, "method": m, "value": c.difference,
+                            "time_ratio": c.time_ratio, "n_episodes": c.n_episodes})
     return out
 
 
@@ -839,17 +850,14 @@ def write_text_results(out: str, command: str, args, rows: list[dict]) -> dict:
               f"{'yes' if t['met'] else '**no**'} | {t['n_episodes']} | "
               + ", ".join(f"{task} {d:+.1f}" for task, d in t["per_task"].items()) + " |"
               for t in targets]
-    for anchor in ("setfit", "fastfit"):
-        paired = paired_differences(rows, methods, anchor, args.shots)
-        if not paired:
-            continue
+    for anchor, anchor_rows in payload["paired"].items():
         L += ["", f"## Paired against `{anchor}`", "",
               f"Accuracy of each method minus `{anchor}`'s, in points, on the episodes both "
               "ran (mean over tasks of the per-task mean), and the ratio of median fit times "
               "on those episodes.", "",
               "| k | method | difference | fit time ratio | episodes |", "|---|---|---|---|---|"]
         L += [f"| {d['shots']} | {d['method']} | {d['value']:+.2f} | {d['time_ratio']:.3f} | "
-              f"{d['n_episodes']} |" for d in paired]
+              f"{d['n_episodes']} |" for d in anchor_rows]
     if SKIPPED:
         L += ["", "Skipped: " + "; ".join(SKIPPED)]
     L += ["", "## Versions", ""] + [f"- {k}: {v}" for k, v in vers.items()]

@@ -3,8 +3,8 @@
 :class:`SetFitText` wraps SetFit 1.x (``pip install setfit``, in the benchmark-only
 ``bench-peers`` extra) in the ``fit(texts, y)`` / ``predict(texts)`` shape of a scikit-learn
 pipeline, so that ``benchmarks/fewshot.py --text-methods setfit ...`` fits it on the same
-episodes and scores it on the same eval rows as every other method. Training uses SetFit's defaults
-(``TrainingArguments()``: CosineSimilarityLoss over "oversampling" pairs, one body epoch,
+episodes and scores it on the same eval rows as every other method. Training uses SetFit's
+defaults (``TrainingArguments()``: CosineSimilarityLoss over "oversampling" pairs, one body epoch,
 batch size 16, body learning rate 2e-5, LogisticRegression head); only the bookkeeping
 arguments differ (seed = episode index, no checkpoints, no reporting, no progress bar).
 

@@ -107,7 +107,8 @@ fig.tight_layout()
 # Short texts (disaster, airline) cost SetFit little; long reviews (sentiment_books) cost every
 # adapting method more.
 with open(os.path.join(RESULTS, "fewshot_fit_time.json")) as f:
-    timed = json.load(f)["results"]
+    side_by_side = json.load(f)
+timed = side_by_side["results"]
 methods = [m for m in ("adapted_slp", "setfit", "fastfit") if any(r["method"] == m for r in timed)]
 tasks = sorted({r["task"] for r in timed if r["method"] == methods[-1]})
 seconds = {(r["task"], r["method"]): r["fit_seconds"] for r in timed}
@@ -134,9 +135,7 @@ for target in results["targets"]:
         continue  # those rows were fitted at different times and loads: see below
     print(f"k={target['shots']}: {target['target']}: {target['value']:+.2f} "
           f"({'met' if target['met'] else 'missed'})")
-with open(os.path.join(RESULTS, "fewshot_fit_time.json")) as f:
-    paired = json.load(f)["paired"]
-for anchor, rows in paired.items():
+for anchor, rows in side_by_side["paired"].items():
     for row in rows:
         if row["method"] == "adapted_slp":
             print(f"fit time of adapted_slp / {anchor}: {row['time_ratio']:.2f} "

@@ -50,6 +50,12 @@ def test_bytes_and_str_give_the_same_rows(tiny_tokenizer, tiny_model):
                for t in ("café", "café".encode(), bytearray("café".encode())))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
+    # the three types mixed in one batch: accepted, rows in input order
+    texts = ["café", b"the", bytearray(b"cat")]
+    mixed = blm.next_byte_proba_batch(texts)
+    for text, row in zip(texts, mixed):
+        np.testing.assert_allclose(row, blm.next_byte_proba_batch([text])[0], rtol=1e-5,
+                                   atol=1e-9)
 
 
 @pytest.mark.parametrize(
