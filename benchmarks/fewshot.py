@@ -618,28 +618,43 @@ TEXT_METHODS: dict[str, TextFactory] = {
     "setfit": _setfit,
     "fastfit": _fastfit,
 }
-# Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md
+# Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md.
+# Every one pins the settings it ran with: whole texts, and 8 steps at 1e-3 unless it says so
+# (the defaults until stop 23); the rows recorded then omit what was a default.
+_WHOLE = {"fine_tune_steps": 8, "fine_tune_lr": 1e-3, "fine_tune_max_length": None}
+
+
+def _ablation(**embed: object) -> TextFactory:
+    return partial(_adapted, **{**_WHOLE, **embed})
+
+
 TEXT_ABLATIONS: dict[str, TextFactory] = {
-    **{f"adapted_{head}_l{k}_s{s}_lr{lr:g}": partial(
-        _adapted, head=head, fine_tune_layers=k, fine_tune_steps=s, fine_tune_lr=lr,
-        fine_tune_mix=1.0)
+    **{f"adapted_{head}_l{k}_s{s}_lr{lr:g}": _ablation(
+        head=head, fine_tune_layers=k, fine_tune_steps=s, fine_tune_lr=lr, fine_tune_mix=1.0)
        for head, k, s, lr in [("slp", 2, 8, 2e-3), ("slp", 1, 12, 2e-3), ("logreg", 2, 8, 2e-3),
                               ("slp", 2, 4, 5e-3), ("slp", 2, 12, 2e-3), ("slp", 3, 6, 5e-3),
                               ("slp", 2, 24, 1e-3), ("slp", 3, 12, 2e-3)]},
-    **{f"adapted_{head}_l2_s8_mix{mix:g}": partial(
-        _adapted, head=head, fine_tune_layers=2, fine_tune_steps=8, fine_tune_lr=2e-3,
-        fine_tune_mix=mix)
+    **{f"adapted_{head}_l2_s8_mix{mix:g}": _ablation(
+        head=head, fine_tune_layers=2, fine_tune_lr=2e-3, fine_tune_mix=mix)
        for head in ("slp", "logreg") for mix in (0.5,)},
 }
 # Earlier defaults: 12 steps and the whole weight change (before fewshot_adapted_dev.md), then
-# the top 2 layers at lr 2e-3 (before fewshot_losses_dev.md chose all layers at 1e-3).
-TEXT_ABLATIONS["adapted_slp_s12_mix1"] = partial(
-    _adapted, fine_tune_layers=2, fine_tune_lr=2e-3, fine_tune_steps=12, fine_tune_mix=1.0)
-TEXT_ABLATIONS["adapted_slp_l2_lr0.002"] = partial(_adapted, fine_tune_layers=2,
-                                                   fine_tune_lr=2e-3)
+# the top 2 layers at lr 2e-3 (before fewshot_losses_dev.md chose all layers at 1e-3), then all
+# layers, 8 steps at 1e-3 on whole texts (before fewshot_length_dev.md).
+TEXT_ABLATIONS["adapted_slp_s12_mix1"] = _ablation(
+    fine_tune_layers=2, fine_tune_lr=2e-3, fine_tune_steps=12, fine_tune_mix=1.0)
+TEXT_ABLATIONS["adapted_slp_l2_lr0.002"] = _ablation(fine_tune_layers=2, fine_tune_lr=2e-3)
+TEXT_ABLATIONS["adapted_slp_s8_full_length"] = _ablation()
+TEXT_ABLATIONS["adapted_logreg_s8_full_length"] = _ablation(head="logreg")
 # Fewer steps, for the fit-time target (results/fewshot_steps_dev.md, dev rows only)
-TEXT_ABLATIONS["adapted_slp_s4"] = partial(_adapted, fine_tune_steps=4)
-TEXT_ABLATIONS["adapted_slp_s4_lr0.002"] = partial(_adapted, fine_tune_steps=4, fine_tune_lr=2e-3)
+TEXT_ABLATIONS["adapted_slp_s4"] = _ablation(fine_tune_steps=4)
+TEXT_ABLATIONS["adapted_slp_s4_lr0.002"] = _ablation(fine_tune_steps=4, fine_tune_lr=2e-3)
+# Texts cut to T word pieces while training (results/fewshot_length_dev.md, dev rows only);
+# adapted_slp_t64_s4_lr0.002 is the default since stop 23.
+for _t in (64, 128):
+    TEXT_ABLATIONS[f"adapted_slp_t{_t}"] = _ablation(fine_tune_max_length=_t)
+    TEXT_ABLATIONS[f"adapted_slp_t{_t}_s4_lr0.002"] = _ablation(
+        fine_tune_max_length=_t, fine_tune_steps=4, fine_tune_lr=2e-3)
 TEXT_METHODS.update(TEXT_ABLATIONS)
 
 

@@ -90,7 +90,8 @@ for _loss in LOSSES:
                 _name = f"x_{_loss}_{_head}_l{_layers}_s{_steps}_lr{_lr:g}_m{_mix:g}"
                 fewshot.TEXT_METHODS[_name] = (
                     partial(_make, loss=_loss, head=_head, fine_tune_layers=_layers,
-                            fine_tune_steps=_steps, fine_tune_lr=_lr, fine_tune_mix=_mix))
+                            fine_tune_steps=_steps, fine_tune_lr=_lr, fine_tune_mix=_mix,
+                            fine_tune_max_length=None))  # whole texts, as when measured
 
 if __name__ == "__main__":
     fewshot.__file__ = __file__  # the results name this script as the command

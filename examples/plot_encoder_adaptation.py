@@ -86,7 +86,7 @@ shots = sorted(int(k) for k in summary)
 names = {"frozen_logreg": "LogisticRegression, frozen", "frozen_slp": "SLP, frozen",
          "adapted_slp": "SLP, adapted encoder (defaults)",
          "adapted_logreg": "LogisticRegression, adapted encoder",
-         "adapted_slp_l2_lr0.002": "SLP, adapted, top 2 layers (earlier default)",
+         "adapted_slp_s8_full_length": "SLP, adapted, 8 steps on whole texts (earlier default)",
          "setfit": "SetFit", "fastfit": "FastFit"}
 names = {m: n for m, n in names.items() if any(m in summary[k] for k in summary)}
 
@@ -109,7 +109,8 @@ fig.tight_layout()
 with open(os.path.join(RESULTS, "fewshot_fit_time.json")) as f:
     side_by_side = json.load(f)
 timed = side_by_side["results"]
-methods = [m for m in ("adapted_slp", "setfit", "fastfit") if any(r["method"] == m for r in timed)]
+methods = [m for m in ("adapted_slp", "adapted_slp_s8_full_length", "setfit", "fastfit")
+           if any(r["method"] == m for r in timed)]
 tasks = sorted({r["task"] for r in timed if r["method"] == methods[-1]})
 seconds = {(r["task"], r["method"]): r["fit_seconds"] for r in timed}
 fig, bx = plt.subplots(figsize=(6, 3.4))

@@ -192,3 +192,35 @@ def test_mix_keeps_a_fraction_of_the_weight_change(fitted):
     frozen = SentenceEmbedder(verbose=0).fit(TEXTS).transform(TEXTS)
     H = half.transform(TEXTS)
     assert _margin(frozen, LABELS) < _margin(H, LABELS) < _margin(Z, LABELS)
+
+
+def test_max_length_cuts_training_texts_not_the_embeddings(fitted):
+    emb, _ = fitted
+    # No TEXTS row reaches 64 word pieces: a cap at or above the longest is the same training.
+    long_cap = _adapted(fine_tune_mix=1.0, fine_tune_max_length=64).fit(TEXTS, LABELS)
+    for k, v in load_safetensors(emb.adapter_.weights).items():
+        torch.testing.assert_close(load_safetensors(long_cap.adapter_.weights)[k], v,
+                                   rtol=0, atol=0)
+    # Four word pieces ([CLS], two words, [SEP]): a different adapter...
+    short = _adapted(fine_tune_mix=1.0, fine_tune_max_length=4)
+    Z = short.fit_transform(TEXTS, LABELS)
+    assert short.adapter_.settings["max_length"] == 4
+    assert short.adapter_.losses != emb.adapter_.losses
+    # ... whose fit_transform embeddings read the whole texts, as transform does.
+    np.testing.assert_allclose(short.transform(TEXTS), Z, atol=1e-5)
+
+
+def test_frozen_inputs_equal_the_full_models_hidden_states():
+    from sklearn_lts.embedding import _adapt
+
+    base = loading.load_model(minilm_path(), "cpu")
+    auto, layers = _adapt._hf_parts(base)
+    batches = _adapt._batches(base, TEXTS, 16)
+    feats = {k: v for k, v in batches[0]["features"].items()
+             if k in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        hidden = auto(**feats, output_hidden_states=True).hidden_states
+    for first in (0, 2, len(layers) - 1):
+        _adapt._frozen_inputs(auto, layers, batches, first)
+        assert torch.equal(batches[0]["states"], hidden[first])
+    assert len(auto.encoder.layer) == len(layers)  # restored

@@ -2,11 +2,12 @@
 
 The encoder below the trained layers stays frozen, so its output is computed once per text and
 cached; each training step then runs only the top ``layers`` transformer layers (forward and
-backward) over the whole support set. The loss is the episodic prototypical loss with
-leave-one-out prototypes (:func:`prototype_loss`). The result is a small LoRA state
-(:class:`AdaptedState`: safetensors bytes and the settings that rebuild it), from which
-:func:`build_adapted_model` makes a merged copy of the base model. The base model is never
-modified.
+backward) over the whole support set, on texts cut to ``max_length`` word pieces (the cost of
+a step grows with the tokens; the returned embeddings use the model's full length). The loss
+is the episodic prototypical loss with leave-one-out prototypes (:func:`prototype_loss`). The
+result is a small LoRA state (:class:`AdaptedState`: safetensors bytes and the settings that
+rebuild it), from which :func:`build_adapted_model` makes a merged copy of the base model. The
+base model is never modified.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ class AdaptSettings:
 
     layers: int | None = None  # None: every layer
     rank: int = 8
-    steps: int = 8
-    learning_rate: float = 1e-3
+    steps: int = 4
+    learning_rate: float = 2e-3
     temperature: float = 0.05
     mix: float = 0.5  # fraction of the weight change kept (WiSE-FT interpolation)
     seed: int = 0
     max_batch: int = 16
+    max_length: int | None = 64  # word pieces per text while training; None: the model's
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,20 @@ def _top_layers_only(auto: Any, layers: Any, first: int) -> Iterator[_CachedInpu
         auto.encoder.layer = full
 
 
+@contextmanager
+def _max_seq_length(model: Any, cap: int | None) -> Iterator[bool]:
+    """Tokenise with at most ``cap`` word pieces (never more than the model's own limit);
+    yields whether that is shorter than the model's limit."""
+    full = model.max_seq_length
+    shorter = cap is not None and (full is None or cap < full)
+    if shorter:
+        model.max_seq_length = cap
+    try:
+        yield shorter
+    finally:
+        model.max_seq_length = full
+
+
 def _batches(model: Any, texts: list[str], max_batch: int) -> list[dict]:
     """Length-sorted batches (little padding), tokenised once."""
     lengths = [len(t) for t in texts]
@@ -198,17 +214,21 @@ def _batches(model: Any, texts: list[str], max_batch: int) -> list[dict]:
     return out
 
 
-def _frozen_inputs(auto: Any, batches: list[dict], first: int) -> None:
+def _frozen_inputs(auto: Any, layers: Any, batches: list[dict], first: int) -> None:
     """Store in each batch the states that enter layer ``first`` (no gradient)."""
     import torch
 
     auto.eval()
-    with torch.no_grad():  # not inference_mode: the states are inputs of a graph later
-        for b in batches:
-            feats = {k: v for k, v in b["features"].items()
-                     if k in ("input_ids", "attention_mask", "token_type_ids")}
-            out = auto(**feats, output_hidden_states=True)
-            b["states"] = out.hidden_states[first]
+    full = auto.encoder.layer
+    auto.encoder.layer = torch.nn.ModuleList(list(layers)[:first])  # the frozen layers only
+    try:
+        with torch.no_grad():  # not inference_mode: the states are inputs of a graph later
+            for b in batches:
+                feats = {k: v for k, v in b["features"].items()
+                         if k in ("input_ids", "attention_mask", "token_type_ids")}
+                b["states"] = auto(**feats).last_hidden_state
+    finally:
+        auto.encoder.layer = full
 
 
 def _embed_support(model: Any, stub: _CachedInput, batches: list[dict]) -> Any:
@@ -257,8 +277,9 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     model = copy.deepcopy(base)
     auto, layers = _hf_parts(model)
     first = len(layers) - settings.layers
-    batches = _batches(model, texts, settings.max_batch)
-    _frozen_inputs(auto, batches, first)
+    with _max_seq_length(model, settings.max_length) as cut:
+        batches = _batches(model, texts, settings.max_batch)
+    _frozen_inputs(auto, layers, batches, first)
     sdict = asdict(settings)
     peft_model = _peft_model(auto, sdict, len(layers), settings.seed)
     params = [p for p in peft_model.parameters() if p.requires_grad]
@@ -280,7 +301,11 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
             for name, p in peft_model.named_parameters():
                 if "lora_B" in name:
                     p.mul_(settings.mix)
-            Z = _embed_support(model, stub, batches).float().cpu().numpy()
+    if cut:  # the training batches were cut short: embed the whole texts
+        batches = _batches(model, texts, settings.max_batch)
+        _frozen_inputs(auto, layers, batches, first)
+    with _top_layers_only(auto, layers, first) as stub, torch.no_grad():
+        Z = _embed_support(model, stub, batches).float().cpu().numpy()
     state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
     return Adaptation(AdaptedState(save(state), sdict, tuple(losses), time.perf_counter() - t0), Z)
 
