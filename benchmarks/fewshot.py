@@ -233,8 +233,9 @@ def versions() -> dict[str, str]:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "sklearn_lts"], cwd=HERE, capture_output=True,
-            text=True, check=True,
+            # pathspec relative to cwd: the package next to benchmarks/
+            ["git", "status", "--porcelain", "--", "../sklearn_lts"], cwd=HERE,
+            capture_output=True, text=True, check=True,
         ).stdout.strip()
         out["sklearn_lts uncommitted changes"] = "yes" if dirty else "no"
     except (OSError, subprocess.CalledProcessError):

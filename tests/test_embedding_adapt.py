@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import pickle
 
@@ -196,11 +197,15 @@ def test_mix_keeps_a_fraction_of_the_weight_change(fitted):
 
 def test_max_length_cuts_training_texts_not_the_embeddings(fitted):
     emb, _ = fitted
-    # No TEXTS row reaches 64 word pieces: a cap at or above the longest is the same training.
-    long_cap = _adapted(fine_tune_mix=1.0, fine_tune_max_length=64).fit(TEXTS, LABELS)
-    for k, v in load_safetensors(emb.adapter_.weights).items():
-        torch.testing.assert_close(load_safetensors(long_cap.adapter_.weights)[k], v,
-                                   rtol=0, atol=0)
+    assert emb.fine_tune_max_length == 64
+    # No TEXTS row reaches 64 word pieces: whole texts (None), or a cap above the model's own
+    # limit of 256, train the very same adapter as the default cap.
+    for cap in (None, 512):
+        other = _adapted(fine_tune_mix=1.0, fine_tune_max_length=cap).fit(TEXTS, LABELS)
+        assert other.adapter_.losses == emb.adapter_.losses
+        for k, v in load_safetensors(emb.adapter_.weights).items():
+            torch.testing.assert_close(load_safetensors(other.adapter_.weights)[k], v,
+                                       rtol=0, atol=0)
     # Four word pieces ([CLS], two words, [SEP]): a different adapter...
     short = _adapted(fine_tune_mix=1.0, fine_tune_max_length=4)
     Z = short.fit_transform(TEXTS, LABELS)
@@ -208,12 +213,14 @@ def test_max_length_cuts_training_texts_not_the_embeddings(fitted):
     assert short.adapter_.losses != emb.adapter_.losses
     # ... whose fit_transform embeddings read the whole texts, as transform does.
     np.testing.assert_allclose(short.transform(TEXTS), Z, atol=1e-5)
+    # The cut applies to the adaptation's copy only, never to the shared model.
+    assert loading.load_model(minilm_path(), "cpu").max_seq_length == 256
 
 
 def test_frozen_inputs_equal_the_full_models_hidden_states():
     from sklearn_lts.embedding import _adapt
 
-    base = loading.load_model(minilm_path(), "cpu")
+    base = copy.deepcopy(loading.load_model(minilm_path(), "cpu"))  # the cached one stays as is
     auto, layers = _adapt._hf_parts(base)
     batches = _adapt._batches(base, TEXTS, 16)
     feats = {k: v for k, v in batches[0]["features"].items()
@@ -223,4 +230,4 @@ def test_frozen_inputs_equal_the_full_models_hidden_states():
     for first in (0, 2, len(layers) - 1):
         _adapt._frozen_inputs(auto, layers, batches, first)
         assert torch.equal(batches[0]["states"], hidden[first])
-    assert len(auto.encoder.layer) == len(layers)  # restored
+    assert auto.encoder.layer is layers  # restored

@@ -42,7 +42,7 @@ class AdaptSettings:
     mix: float = 0.5  # fraction of the weight change kept (WiSE-FT interpolation)
     seed: int = 0
     max_batch: int = 16
-    max_length: int | None = 64  # word pieces per text while training; None: the model's
+    max_length: int | None = 64  # word pieces per text while training; None: max_seq_length
 
 
 @dataclass(frozen=True)
@@ -256,7 +256,8 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     y : ndarray of int, shape (n,)
         Class index of each text.
     settings : AdaptSettings
-        Layers, rank, steps, learning rate, temperature, seed.
+        Layers, rank, steps, learning rate, temperature, mix, seed, and the word pieces per
+        text while training (``max_length``).
 
     Returns
     -------

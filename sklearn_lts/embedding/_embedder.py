@@ -121,12 +121,14 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     fine_tune_max_length : int or None, default=64
         Word pieces per text while the adapter trains (a step costs in proportion to the
         tokens); the embeddings, of the training texts as of any other, still read up to the
-        model's ``max_seq_length``. ``None``: train on the same length. The defaults (4 steps
-        at ``2e-3``, 64 word pieces, ``0.5``, all layers) were chosen on held-out training
-        texts of the Leopard tasks, never on their eval files
+        model's ``max_seq_length``. ``None``: train on texts up to the model's
+        ``max_seq_length`` too. At least 3 (two special tokens and one word piece). The
+        defaults (4 steps at ``2e-3``, 64 word pieces, ``0.5``, all layers) were chosen on
+        held-out training texts of the Leopard tasks, never on their eval files
         (``benchmarks/results/fewshot_adapted_dev.md``, ``fewshot_losses_dev.md``,
-        ``fewshot_length_dev.md``): against 8 steps at ``1e-3`` on whole texts they cost a
-        third of the fit time for 0.1 / 0.3 points less at 4 / 8 shots on those rows.
+        ``fewshot_length_dev.md``): against 8 steps at ``1e-3`` on whole texts, 0.1 / 0.3
+        points less at 4 / 8 shots on those rows, at a fifth of the fit time when both ran
+        side by side (``fewshot_fit_time.md``).
     random_state : int, RandomState instance or None, default=None
         Seeds the adapter's initialisation (training runs without dropout).
 
@@ -205,7 +207,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         "fine_tune_steps": [Interval(Integral, 0, None, closed="left")],
         "fine_tune_lr": [Interval(Real, 0, None, closed="neither")],
         "fine_tune_mix": [Interval(Real, 0, 1, closed="right")],
-        "fine_tune_max_length": [Interval(Integral, 1, None, closed="left"), None],
+        # [CLS], one word piece, [SEP]: fewer leaves nothing of the text to learn from
+        "fine_tune_max_length": [Interval(Integral, 3, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
