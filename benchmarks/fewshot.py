@@ -656,9 +656,13 @@ for _t in (64, 128):
     TEXT_ABLATIONS[f"adapted_slp_t{_t}"] = _ablation(fine_tune_max_length=_t)
     TEXT_ABLATIONS[f"adapted_slp_t{_t}_s4_lr0.002"] = _ablation(
         fine_tune_max_length=_t, fine_tune_steps=4, fine_tune_lr=2e-3)
-# Around the new defaults (dev rows only): the whole weight change, or twice the steps
-TEXT_ABLATIONS["adapted_slp_t64_s4_lr0.002_mix1"] = _ablation(
-    fine_tune_max_length=64, fine_tune_steps=4, fine_tune_lr=2e-3, fine_tune_mix=1.0)
+# Around the new defaults (dev rows only): more or less of the weight change, twice the steps,
+# a higher learning rate
+for _mix in (0.25, 1.0):
+    TEXT_ABLATIONS[f"adapted_slp_t64_s4_lr0.002_mix{_mix:g}"] = _ablation(
+        fine_tune_max_length=64, fine_tune_steps=4, fine_tune_lr=2e-3, fine_tune_mix=_mix)
+TEXT_ABLATIONS["adapted_slp_t64_s4_lr0.003"] = _ablation(
+    fine_tune_max_length=64, fine_tune_steps=4, fine_tune_lr=3e-3)
 TEXT_ABLATIONS["adapted_slp_t64_s8_lr0.002"] = _ablation(
     fine_tune_max_length=64, fine_tune_steps=8, fine_tune_lr=2e-3)
 TEXT_METHODS.update(TEXT_ABLATIONS)

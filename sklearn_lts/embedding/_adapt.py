@@ -243,6 +243,33 @@ def _embed_support(model: Any, stub: _CachedInput, batches: list[dict]) -> Any:
     return torch.cat(parts)[torch.argsort(torch.cat(index))]
 
 
+def _train(model: Any, peft_model: Any, stub: _CachedInput, batches: list[dict],
+           y: np.ndarray, settings: AdaptSettings) -> list[float]:
+    """Full-batch AdamW steps on the adapter of ``peft_model``, then keep ``settings.mix`` of
+    the weight change; returns the loss of each step."""
+    import torch
+
+    params = [p for p in peft_model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
+    target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=model.device)
+    losses = []
+    # Dropout stays off: deterministic steps, and attention dropout cost a quarter of a step.
+    model.eval()
+    for _ in range(settings.steps):
+        Z = torch.nn.functional.normalize(_embed_support(model, stub, batches), dim=1)
+        loss = prototype_loss(Z, target, settings.temperature)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    with torch.no_grad():
+        # Interpolate towards the frozen weights: the change is B @ A, linear in B.
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.mul_(settings.mix)
+    return losses
+
+
 def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
                   settings: AdaptSettings) -> Adaptation:
     """Train a LoRA adapter on the top layers of a copy of ``base`` with the prototype loss.
@@ -283,25 +310,8 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     _frozen_inputs(auto, layers, batches, first)
     sdict = asdict(settings)
     peft_model = _peft_model(auto, sdict, len(layers), settings.seed)
-    params = [p for p in peft_model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
-    target = torch.as_tensor(np.asarray(y), dtype=torch.long, device=model.device)
-    losses = []
-    # Dropout stays off: deterministic steps, and attention dropout cost a quarter of a step.
-    model.eval()
     with _top_layers_only(auto, layers, first) as stub:
-        for _ in range(settings.steps):
-            Z = torch.nn.functional.normalize(_embed_support(model, stub, batches), dim=1)
-            loss = prototype_loss(Z, target, settings.temperature)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-        with torch.no_grad():
-            # Interpolate towards the frozen weights: the change is B @ A, linear in B.
-            for name, p in peft_model.named_parameters():
-                if "lora_B" in name:
-                    p.mul_(settings.mix)
+        losses = _train(model, peft_model, stub, batches, y, settings)
     if cut:  # the training batches were cut short: embed the whole texts
         batches = _batches(model, texts, settings.max_batch)
         _frozen_inputs(auto, layers, batches, first)
