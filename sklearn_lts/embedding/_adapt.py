@@ -166,51 +166,55 @@ class _CachedInput:
 
 
 @contextmanager
-def _top_layers_only(auto: Any, layers: Any, first: int) -> Iterator[_CachedInput]:
-    """Run only layers ``first..`` of ``auto``, on states set through the yielded stub."""
+def _only_layers(auto: Any, keep: list) -> Iterator[None]:
+    """Run ``auto``'s encoder through the layers ``keep`` only."""
     import torch
 
-    stub = _CachedInput()
-    embeddings, full = auto.embeddings, auto.encoder.layer
-    # nn.Module.__setattr__ refuses a plain callable in place of a registered submodule.
-    object.__setattr__(auto, "embeddings", stub)
-    auto._modules.pop("embeddings")
-    auto.encoder.layer = torch.nn.ModuleList(list(full)[first:])
+    full = auto.encoder.layer
+    auto.encoder.layer = torch.nn.ModuleList(keep)
     try:
-        yield stub
+        yield
     finally:
-        object.__delattr__(auto, "embeddings")
-        auto.embeddings = embeddings
         auto.encoder.layer = full
 
 
 @contextmanager
-def _max_seq_length(model: Any, cap: int | None) -> Iterator[bool]:
-    """Tokenise with at most ``cap`` word pieces (never more than the model's own limit);
-    yields whether that is shorter than the model's limit."""
-    full = model.max_seq_length
-    shorter = cap is not None and (full is None or cap < full)
-    if shorter:
-        model.max_seq_length = cap
+def _top_layers_only(auto: Any, layers: Any, first: int) -> Iterator[_CachedInput]:
+    """Run only layers ``first..`` of ``auto``, on states set through the yielded stub."""
+    stub = _CachedInput()
+    embeddings = auto.embeddings
+    # nn.Module.__setattr__ refuses a plain callable in place of a registered submodule.
+    object.__setattr__(auto, "embeddings", stub)
+    auto._modules.pop("embeddings")
     try:
-        yield shorter
+        with _only_layers(auto, list(layers)[first:]):
+            yield stub
     finally:
-        model.max_seq_length = full
+        object.__delattr__(auto, "embeddings")
+        auto.embeddings = embeddings
 
 
-def _batches(model: Any, texts: list[str], max_batch: int) -> list[dict]:
-    """Length-sorted batches (little padding), tokenised once."""
+def _batches(model: Any, texts: list[str], max_batch: int,
+             max_length: int | None = None) -> list[dict]:
+    """Length-sorted batches (little padding), tokenised once, cut to ``max_length`` word
+    pieces when given (``model`` is the adaptation's own copy)."""
     lengths = [len(t) for t in texts]
     order = np.argsort(lengths, kind="stable")
     out = []
-    for start in range(0, len(order), max_batch):
-        idx = order[start:start + max_batch]
-        chunk = [texts[i] for i in idx]
-        # sentence-transformers >= 6 renamed tokenize to preprocess (with a deprecation warning)
-        feats = (model.preprocess(chunk) if hasattr(model, "preprocess")
-                 else model.tokenize(chunk))
-        feats = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in feats.items()}
-        out.append({"index": idx, "features": feats})
+    full = model.max_seq_length
+    if max_length is not None:
+        model.max_seq_length = max_length
+    try:
+        for start in range(0, len(order), max_batch):
+            idx = order[start:start + max_batch]
+            chunk = [texts[i] for i in idx]
+            # sentence-transformers >= 6 renamed tokenize to preprocess (deprecation warning)
+            feats = (model.preprocess(chunk) if hasattr(model, "preprocess")
+                     else model.tokenize(chunk))
+            feats = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in feats.items()}
+            out.append({"index": idx, "features": feats})
+    finally:
+        model.max_seq_length = full
     return out
 
 
@@ -219,16 +223,12 @@ def _frozen_inputs(auto: Any, layers: Any, batches: list[dict], first: int) -> N
     import torch
 
     auto.eval()
-    full = auto.encoder.layer
-    auto.encoder.layer = torch.nn.ModuleList(list(layers)[:first])  # the frozen layers only
-    try:
-        with torch.no_grad():  # not inference_mode: the states are inputs of a graph later
-            for b in batches:
-                feats = {k: v for k, v in b["features"].items()
-                         if k in ("input_ids", "attention_mask", "token_type_ids")}
-                b["states"] = auto(**feats).last_hidden_state
-    finally:
-        auto.encoder.layer = full
+    # not inference_mode: the states are inputs of a graph later
+    with _only_layers(auto, list(layers)[:first]), torch.no_grad():
+        for b in batches:
+            feats = {k: v for k, v in b["features"].items()
+                     if k in ("input_ids", "attention_mask", "token_type_ids")}
+            b["states"] = auto(**feats).last_hidden_state
 
 
 def _embed_support(model: Any, stub: _CachedInput, batches: list[dict]) -> Any:
@@ -305,16 +305,17 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     model = copy.deepcopy(base)
     auto, layers = _hf_parts(model)
     first = len(layers) - settings.layers
-    with _max_seq_length(model, settings.max_length) as cut:
-        batches = _batches(model, texts, settings.max_batch)
+    batches = _batches(model, texts, settings.max_batch)  # whole texts: the embeddings
     _frozen_inputs(auto, layers, batches, first)
+    train = batches
+    longest = max(b["features"]["input_ids"].shape[1] for b in batches)
+    if settings.max_length is not None and longest > settings.max_length:
+        train = _batches(model, texts, settings.max_batch, settings.max_length)
+        _frozen_inputs(auto, layers, train, first)
     sdict = asdict(settings)
     peft_model = _peft_model(auto, sdict, len(layers), settings.seed)
     with _top_layers_only(auto, layers, first) as stub:
-        losses = _train(model, peft_model, stub, batches, y, settings)
-    if cut:  # the training batches were cut short: embed the whole texts
-        batches = _batches(model, texts, settings.max_batch)
-        _frozen_inputs(auto, layers, batches, first)
+        losses = _train(model, peft_model, stub, train, y, settings)
     with _top_layers_only(auto, layers, first) as stub, torch.no_grad():
         Z = _embed_support(model, stub, batches).float().cpu().numpy()
     state = {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
