@@ -13,8 +13,8 @@ The first part shows what the adaptation does to a tiny support set. The second 
 Leopard benchmark (9 tasks, 4 and 8 examples per class) from the results that
 ``benchmarks/fewshot.py`` wrote: nothing is recomputed here. There the adaptation, at its
 defaults, beats the frozen probe by almost two points at 8 shots but by less than half a point
-at 4, is level with SetFit and two points above FastFit at 8 shots, and, fitted side by side on
-the same machine, takes about a fifteenth of SetFit's time.
+at 4, is level with SetFit at 4 and 8 shots and two points above FastFit at 8, and, fitted side
+by side on the same machine, takes about a fifteenth of SetFit's time.
 """
 
 # %%
@@ -73,7 +73,8 @@ print(clf.predict(["Wonderful soup and a warm welcome.", "The laptop died in a d
 # ---------------------
 # Mean accuracy over the 9 Leopard tasks (3 episodes per task and shot count, the same 500
 # seeded eval rows per task for every method). SetFit (its default training arguments) and
-# FastFit (its README's few-shot settings) use the same MiniLM body and ran at 8 shots only.
+# FastFit (its README's few-shot settings) use the same MiniLM body; FastFit ran at 8 shots
+# only.
 try:
     HERE = os.path.dirname(os.path.abspath(__file__))
 except NameError:  # run cell by cell
