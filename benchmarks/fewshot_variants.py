@@ -1,27 +1,29 @@
-"""Benchmark-only ablation for issue #13 (stop 24): which word pieces of a long text train the
-adapter, and the temperature of the prototype loss.
+"""Benchmark-only variants of the adapted pipeline for issue #13 (stop 24), around its defaults.
 
 ``SentenceEmbedder(fine_tune="prototypes")`` trains on texts cut to ``fine_tune_max_length=64``
-word pieces, their first ones (the tokenizer's truncation). This script registers, as text
-methods of ``fewshot.py``,
+word pieces, their first ones (the tokenizer's truncation), with the prototype loss at
+temperature 0.05, and the classifier reads the adapted embeddings only. This script registers,
+as text methods of ``fewshot.py``,
 
 - ``x_headtail_<head>``: a text longer than 64 word pieces keeps its first 32 and last 32
   (read from the whole, untruncated text), since a review often ends with its verdict;
 - ``x_temp<T>_slp``: the prototype loss at temperature ``T`` instead of 0.05;
+- ``x_concat_<head>``: the classifier reads the frozen and the adapted embeddings side by side
+  (a ``FeatureUnion``; a feature-level ensemble of the two encoders);
 
 everything else at the library's defaults. Dev rows first (the selection), then eval rows::
 
-    python benchmarks/fewshot_truncation.py --data ../shared/data/leopard --dev \
+    python benchmarks/fewshot_variants.py --data ../shared/data/leopard --dev \
         --text-methods frozen_logreg adapted_slp_t64_s4_lr0.002 x_headtail_slp --shots 4 8 \
         --dev-episodes 5 6 --max-eval 500 --threads 1 \
-        --out benchmarks/results/fewshot_truncation_dev
-    python benchmarks/fewshot_truncation.py --data ../shared/data/leopard \
+        --out benchmarks/results/fewshot_variants_dev
+    python benchmarks/fewshot_variants.py --data ../shared/data/leopard \
         --text-methods frozen_logreg adapted_slp x_headtail_slp --shots 4 8 --episodes 3 \
-        --threads 1 --out benchmarks/results/fewshot_truncation
+        --threads 1 --out benchmarks/results/fewshot_variants
 
-The library does not ship either: the head and tail won on dev rows and lost on eval rows,
-the other temperatures lost on dev rows (``results/fewshot_truncation_dev.md``,
-``results/fewshot_truncation.md``).
+The library ships none of them: the head and tail won on dev rows and lost on eval rows; the
+other temperatures and the concatenation lost on dev rows (``results/fewshot_variants_dev.md``,
+``results/fewshot_variants.md``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sys
 from functools import partial
 
 import fewshot  # this script's folder is first on sys.path when run as a script
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from sklearn_lts.embedding import _adapt
 
@@ -106,6 +109,18 @@ for _head in ("slp", "logreg"):
 for _t in (0.02, 0.2):
     fewshot.TEXT_METHODS[f"x_temp{_t:g}_slp"] = partial(
         _make, tag=f"temperature={_t:g}", loss=partial(_at_temperature, temperature=_t))
+
+
+
+def _concat(ctx, head: str = "slp") -> Pipeline:
+    frozen = fewshot._frozen(lambda: None, ctx).steps[0][1]  # the benchmark's cached encoder
+    adapted = fewshot._adapted(ctx, head=head)
+    return Pipeline([("embed", FeatureUnion([("frozen", frozen), ("adapted", adapted[0])])),
+                     ("clf", adapted[-1])])
+
+
+for _head in ("slp", "logreg"):
+    fewshot.TEXT_METHODS[f"x_concat_{_head}"] = partial(_concat, head=_head)
 
 if __name__ == "__main__":
     fewshot.__file__ = __file__  # the results name this script as the command
