@@ -111,9 +111,8 @@ for _t in (0.02, 0.2):
         _make, tag=f"temperature={_t:g}", loss=partial(_at_temperature, temperature=_t))
 
 
-
 def _concat(ctx, head: str = "slp") -> Pipeline:
-    frozen = fewshot._frozen(lambda: None, ctx).steps[0][1]  # the benchmark's cached encoder
+    frozen = fewshot._frozen(lambda: "passthrough", ctx)[0]  # the frozen rows' cached encoder
     adapted = fewshot._adapted(ctx, head=head)
     return Pipeline([("embed", FeatureUnion([("frozen", frozen), ("adapted", adapted[0])])),
                      ("clf", adapted[-1])])
