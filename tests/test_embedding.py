@@ -288,6 +288,14 @@ def test_pickle_round_trip_without_weights():
     np.testing.assert_array_equal(restored.transform(TEXTS[:3]), emb.transform(TEXTS[:3]))
 
 
+def test_pickle_from_before_fine_tune_max_length_trained_on_whole_texts():
+    old = SentenceEmbedder(fine_tune="prototypes")
+    del old.__dict__["fine_tune_max_length"]  # as pickled before the parameter existed
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.get_params()["fine_tune_max_length"] is None
+    assert pickle.loads(pickle.dumps(SentenceEmbedder())).fine_tune_max_length == 64
+
+
 def test_pipeline_memory_embeds_each_training_fold_once(tmp_path, encode_calls):
     # Pipeline(memory) caches fit_transform of the embedder, so training folds are embedded once
     # across candidates; validation folds go through transform and are re-embedded.

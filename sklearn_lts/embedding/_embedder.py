@@ -249,6 +249,12 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.fine_tune_max_length = fine_tune_max_length
         self.random_state = random_state
 
+    def __setstate__(self, state: dict) -> None:
+        # Pickles made before fine_tune_max_length existed trained their adapter on whole
+        # texts: restore that setting instead of failing in get_params or refitting with a cut.
+        state.setdefault("fine_tune_max_length", None)
+        super().__setstate__(state)
+
     # ------------------------------------------------------------------ helpers
     def _devices(self) -> tuple[str, ...]:
         devices = [self.device] if isinstance(self.device, str) else list(self.device)
