@@ -201,7 +201,9 @@ def merge(paths: list[str]) -> dict:
         if diff:
             raise SystemExit(f"cannot merge: {diff} differ between result files")
     out = {"config": {**parts[0]["config"],
-                      "commands": [r["config"]["command"] for r in parts],
+                      # a merged file lists its own commands: merging it again keeps them
+                      "commands": [x for r in parts
+                                   for x in r["config"].get("commands", [r["config"]["command"]])],
                       "seeds": sorted({s for r in parts for s in r["config"]["seeds"]})},
            "runs": {k: v for r in parts for k, v in r["runs"].items()}}
     out["teacher"] = next(r["teacher"] for r in parts if r.get("teacher"))
@@ -322,8 +324,21 @@ def write_markdown(results: dict, path: str) -> None:
                 f"| {student} | {method} | {_ms(test)} | {rel} | {sep} | "
                 f"{_ms(splits['valid'])} | {', '.join(f'{x:.3f}' for x in test)} | "
                 f"{statistics.median(fits):.0f} |")
+    kept = _hand_sections(path)  # read before the file is truncated
     with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(lines) + "\n" + kept)
+
+
+def _hand_sections(path: str) -> str:
+    """The sections written by hand below the table of an existing ``path`` (from its first
+    ``## `` heading; the generated part has none), so a re-render keeps them."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return ""
+    start = text.find("\n## ")
+    return "" if start < 0 else text[start:]
 
 
 if __name__ == "__main__":
