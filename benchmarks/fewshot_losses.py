@@ -22,6 +22,8 @@ The library does not ship these losses: none of them beat the prototype loss on 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import fewshot  # this script's folder is first on sys.path when run as a script
@@ -29,6 +31,20 @@ import fewshot  # this script's folder is first on sys.path when run as a script
 from sklearn_lts.embedding import _adapt
 
 _PROTO = _adapt.prototype_loss
+
+
+@contextmanager
+def swapped(**attrs: object) -> Iterator[None]:
+    """Functions of ``sklearn_lts.embedding._adapt`` replaced by ``attrs`` for the duration
+    (how the benchmark-only ablations change one part of the adaptation)."""
+    saved = {k: getattr(_adapt, k) for k in attrs}
+    for k, v in attrs.items():
+        setattr(_adapt, k, v)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(_adapt, k, v)
 
 
 def pair_cosine_loss(Z, y, temperature):
@@ -65,11 +81,8 @@ class WithLoss:
         self.loss, self.inner = loss, inner
 
     def fit(self, X, y):
-        _adapt.prototype_loss = LOSSES[self.loss]
-        try:
+        with swapped(prototype_loss=LOSSES[self.loss]):
             self.inner.fit(X, y)
-        finally:
-            _adapt.prototype_loss = _PROTO
         return self
 
     def predict(self, X):

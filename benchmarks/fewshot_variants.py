@@ -32,6 +32,7 @@ import sys
 from functools import partial
 
 import fewshot  # this script's folder is first on sys.path when run as a script
+from fewshot_losses import swapped
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from sklearn_lts.embedding import _adapt
@@ -62,30 +63,21 @@ def head_tail_batches(model, texts, max_batch, max_length=None):
     """``_adapt._batches`` with each text cut to its head and tail instead of its head."""
     if max_length is None:
         return _BATCHES(model, texts, max_batch)
-    full = model.max_seq_length
-    model.max_seq_length = _UNCUT
-    try:
-        out = _BATCHES(model, texts, max_batch)
-    finally:
-        model.max_seq_length = full
+    out = _BATCHES(model, texts, max_batch, _UNCUT)  # whole texts, then the cut below
     for b in out:
         b["features"] = cut_head_tail(b["features"], max_length)
     return out
 
 
 class Ablated:
-    """A text pipeline fitted with ``_adapt``'s batching and/or loss swapped."""
+    """A text pipeline fitted with functions of ``_adapt`` swapped (``swaps``: name -> function)."""
 
-    def __init__(self, tag: str, inner: object, batches=None, loss=None) -> None:
-        self.tag, self.inner, self.batches, self.loss = tag, inner, batches, loss
+    def __init__(self, tag: str, inner: object, **swaps: object) -> None:
+        self.tag, self.inner, self.swaps = tag, inner, swaps
 
     def fit(self, X, y):
-        _adapt._batches = self.batches or _BATCHES
-        _adapt.prototype_loss = self.loss or _PROTO
-        try:
+        with swapped(**self.swaps):
             self.inner.fit(X, y)
-        finally:
-            _adapt._batches, _adapt.prototype_loss = _BATCHES, _PROTO
         return self
 
     def predict(self, X):
@@ -105,10 +97,10 @@ def _make(ctx, tag: str, head: str = "slp", **swap: object) -> Ablated:
 
 for _head in ("slp", "logreg"):
     fewshot.TEXT_METHODS[f"x_headtail_{_head}"] = partial(
-        _make, tag="head_tail", head=_head, batches=head_tail_batches)
+        _make, tag="head_tail", head=_head, _batches=head_tail_batches)
 for _t in (0.02, 0.2):
     fewshot.TEXT_METHODS[f"x_temp{_t:g}_slp"] = partial(
-        _make, tag=f"temperature={_t:g}", loss=partial(_at_temperature, temperature=_t))
+        _make, tag=f"temperature={_t:g}", prototype_loss=partial(_at_temperature, temperature=_t))
 
 
 def _concat(ctx, head: str = "slp") -> Pipeline:
