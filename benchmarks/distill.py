@@ -59,7 +59,8 @@ METHODS = {
 }
 
 
-def _job(common: dict, extra: dict, train, heldout: dict, threads: int) -> dict:
+def _job(common: dict, extra: dict, train, heldout: dict, threads: int,
+         eval_every: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -71,10 +72,11 @@ def _job(common: dict, extra: dict, train, heldout: dict, threads: int) -> dict:
         # targets first (a one-step fit fills the cache), so their cost is measured apart
         ByteDistiller(**{**common, **extra, "max_steps": 1}).fit(train)
     t1 = time.perf_counter()
-    bd.fit(train, eval_X=heldout["valid"], eval_every=max(1, common["max_steps"] // 6))
+    bd.fit(train, eval_X=heldout["valid"], eval_every=eval_every)
     t2 = time.perf_counter()
     return {
         "heldout_bpb": {name: bd.bits_per_byte(texts) for name, texts in heldout.items()},
+        "best_step": bd.best_step_,
         "train_bpb": bd.bits_per_byte(train),
         "curve": bd.eval_curve_.tolist(),
         "targets_s": t1 - t0,
@@ -84,7 +86,8 @@ def _job(common: dict, extra: dict, train, heldout: dict, threads: int) -> dict:
     }
 
 
-def _gold_job(common: dict, extra: dict, train, heldout: dict, threads: int) -> dict:
+def _gold_job(common: dict, extra: dict, train, heldout: dict, threads: int,
+              eval_every: int) -> dict:
     from _gold import gold_job
 
     return gold_job({**common, **{k: v for k, v in extra.items() if k != "loss"}}, train,
@@ -161,6 +164,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--width", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--eval-every", type=int, default=None,
+                    help="steps between validation evaluations (default: a sixth of --steps)")
+    ap.add_argument("--patience", type=int, default=None,
+                    help="early stopping on the validation split: stop after this many "
+                         "evaluations without improvement and score the best student")
     ap.add_argument("--jobs", type=int, default=1, help="fits run at the same time")
     ap.add_argument("--cache-dir", default=None, help="teacher model and byte-target cache")
     ap.add_argument("--extra", nargs="*", default=[],
@@ -230,10 +238,14 @@ def main(argv=None) -> None:
         byte_method=args.byte_method, beam_width=args.beam_width, max_steps=args.steps,
         batch_size=args.batch_size, max_length=args.max_length, learning_rate=args.lr,
         device="cpu", cache_dir=args.cache_dir, verbose=0,
+        early_stopping_patience=args.patience,
     )
+    eval_every = args.eval_every or max(1, args.steps // 6)
+    if args.patience is not None and "gold" in args.methods:
+        ap.error("--patience: the GOLD row has no early stopping")
     nbytes = {k: sum(len(d.encode()) for d in v) for k, v in {"train": train, **heldout}.items()}
     results = {
-        "config": {**vars(args), "source": source, "n_bytes": nbytes,
+        "config": {**vars(args), "eval_every": eval_every, "source": source, "n_bytes": nbytes,
                    "n_docs": {"train": len(train), **{k: len(v) for k, v in heldout.items()}},
                    "command": "python benchmarks/distill.py " + shlex.join(sys.argv[1:]),
                    "versions": _versions(),
@@ -256,7 +268,7 @@ def main(argv=None) -> None:
                 for name, extra in methods.items():
                     c = {**common, "student": student, "random_state": seed}
                     fn = _gold_job if extra.get("loss") == "gold" else _job
-                    fut = ex.submit(fn, c, extra, train, heldout, args.threads)
+                    fut = ex.submit(fn, c, extra, train, heldout, args.threads, eval_every)
                     futures[fut] = f"{student}/{name}/{seed}"
         for fut in cf.as_completed(futures):
             key = futures[fut]
@@ -306,9 +318,20 @@ def write_markdown(results: dict, path: str) -> None:
         "Mean ± standard deviation over seeds; \"vs SFT\" compares means; \"separate\" says "
         "whether every seed of the method is below every seed of SFT on the test split.",
         "",
+    ]
+    early = c.get("patience") is not None
+    if early:
+        lines += [
+            f"Early stopping: the validation split is evaluated every {c['eval_every']} steps; "
+            f"a run stops after {c['patience']} evaluations without improvement and is scored "
+            "with the student of its best evaluation (`early_stopping_patience`; its step per "
+            "seed in the column \"best step\").",
+            "",
+        ]
+    lines += [
         "| student | method | test bits/byte | vs SFT | separate | valid bits/byte | seeds (test) "
-        "| fit s (median) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| fit s (median) |" + (" best step |" if early else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if early else ""),
     ]
     for student, rows in table.items():
         sft = rows.get("sft", {}).get("test")
@@ -318,12 +341,13 @@ def write_markdown(results: dict, path: str) -> None:
             if sft:
                 rel = f"{100 * (statistics.mean(test) / statistics.mean(sft) - 1):+.1f}%"
                 sep = ("yes" if max(test) < min(sft) else "no") if len(test) > 1 else "1 seed"
-            fits = [r["fit_s"] for k, r in results["runs"].items()
+            runs = [r for k, r in sorted(results["runs"].items())
                     if k.rsplit("/", 1)[0] == f"{student}/{method}"]
             lines.append(
                 f"| {student} | {method} | {_ms(test)} | {rel} | {sep} | "
                 f"{_ms(splits['valid'])} | {', '.join(f'{x:.3f}' for x in test)} | "
-                f"{statistics.median(fits):.0f} |")
+                f"{statistics.median(r['fit_s'] for r in runs):.0f} |"
+                + (f" {', '.join(str(r.get('best_step')) for r in runs)} |" if early else ""))
     kept = _hand_sections(path)  # read before the file is truncated
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n" + kept)

@@ -3,6 +3,8 @@
 A checkpoint is a folder ``step-<n>/`` inside ``checkpoint_dir`` holding
 
 * ``student.safetensors`` and ``byte_head.safetensors``: the weights (safetensors);
+* ``best_student.safetensors`` and ``best_byte_head.safetensors``, with early stopping: the
+  weights of the best evaluation so far, which ``fit`` returns at the end;
 * ``rng.safetensors``: torch's CPU (and CUDA) random states, as uint8 tensors;
 * ``optimizer.pt``: the AdamW and learning-rate scheduler states, written with ``torch.save``
   and read back with ``torch.load(weights_only=True)``, which restores tensors and plain
@@ -37,12 +39,16 @@ class TrainState:
     history: list = field(default_factory=list)
     curve: list = field(default_factory=list)  # (step, held-out bits per byte)
     best: float | None = None  # best held-out bits per byte so far
+    best_step: int | None = None  # the step it was reached at
     bad_evals: int = 0  # evaluations since the best one
     finished: bool = False
     elapsed: float = 0.0  # seconds of training before this process
+    # {"student": state dict, "byte_head": state dict or None} of best_step (early stopping);
+    # tensors, so written beside state.json, not in it
+    best_weights: dict | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        return dict(vars(self))
+        return {k: v for k, v in vars(self).items() if k != "best_weights"}
 
 
 def _fsync_write(path: str, data: bytes) -> None:
@@ -104,6 +110,9 @@ class Checkpointer:
         if head is not None:
             save_model(head, os.path.join(tmp, "byte_head.safetensors"))
         save_file(_rng_tensors(), os.path.join(tmp, "rng.safetensors"))
+        for part, weights in (state.best_weights or {}).items():
+            if weights is not None:
+                save_file(weights, os.path.join(tmp, f"best_{part}.safetensors"))
         torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()},
                    os.path.join(tmp, "optimizer.pt"))
         meta = {"format": FORMAT, "fingerprint": self.fingerprint, "order": order_state,
@@ -145,4 +154,10 @@ class Checkpointer:
         opt.load_state_dict(opt_state["optimizer"])
         sched.load_state_dict(opt_state["scheduler"])
         _set_rng(load_file(os.path.join(path, "rng.safetensors")))
-        return TrainState(**meta["state"]), meta["order"]
+        state = TrainState(**meta["state"])
+        best = {part: load_file(f) if os.path.exists(f) else None
+                for part in ("student", "byte_head")
+                for f in [os.path.join(path, f"best_{part}.safetensors")]}
+        if best["student"] is not None:
+            state.best_weights = best
+        return state, meta["order"]

@@ -136,7 +136,10 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         ``"bf16"`` also runs on the CPU (slower there).
     early_stopping_patience : int or None, default=None
         With ``eval_X``: stop after this many evaluations without a lower held-out bits per
-        byte (the student is the last one trained, not the best).
+        byte, and end ``fit`` with the student and byte head of the best evaluation (its step
+        is ``best_step_``), as scikit-learn's ``MLPClassifier(early_stopping=True)`` and
+        transformers' ``load_best_model_at_end`` do. The best weights are kept as a CPU copy
+        (and in checkpoints). ``None``: train every step and keep the last student.
     callbacks : list of callables or None, default=None
         Called after every step with a ``TrainRecord`` (``step``, ``max_steps``, ``loss``,
         ``parts``, ``learning_rate``, ``eval_bits_per_byte``, ``elapsed``,
@@ -176,6 +179,9 @@ class ByteDistiller(PersistenceMixin, PredictMixin, TransformerMixin, BaseEstima
         UTF-8 bytes of the training texts.
     eval_curve_ : ndarray of shape (n_evals, 2)
         ``(step, held-out bits per byte)``; only when ``fit`` got ``eval_X``.
+    best_step_ : int or None
+        With ``early_stopping_patience`` and ``eval_X``: the step whose student ``fit``
+        returns (the lowest held-out bits per byte after a training step); otherwise ``None``.
 
     Notes
     -----

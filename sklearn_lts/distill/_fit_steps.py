@@ -123,6 +123,7 @@ def fit_student(est, model, tok, head, docs, objective, rng, eval_texts, eval_ev
     )
     est.history_ = result.history
     est.eval_curve_ = np.asarray(result.eval_curve, dtype=float).reshape(-1, 2)
+    est.best_step_ = result.best_step
     if est.lora:
         model = model.merge_and_unload()
     est.student_ = model.eval()

@@ -1,5 +1,5 @@
-"""What happens around a training step: progress bar, log lines, evaluation, early stopping,
-and the user's callbacks.
+"""What happens around a training step: progress bar, log lines, evaluation, early stopping
+(which keeps the best student), and the user's callbacks.
 
 Only the main process (rank 0) shows a bar, logs, and calls callbacks; every rank evaluates
 (the ranks hold the same weights), and the stopping decision of rank 0 is sent to all.
@@ -15,7 +15,8 @@ from typing import NamedTuple
 from sklearn_lts.distill._checkpoint import TrainState
 from sklearn_lts.distill._distributed import DistInfo, broadcast_int
 
-__all__ = ["TrainRecord", "Progress", "evaluate_now", "step_events", "format_eta"]
+__all__ = ["TrainRecord", "Progress", "evaluate_now", "step_events", "format_eta",
+           "restore_best"]
 
 logger = logging.getLogger("sklearn_lts")
 
@@ -97,13 +98,37 @@ def evaluate_now(evaluate: Callable[[], float], modules) -> float:
             m.train(was)
 
 
-def _early_stop(state: TrainState, bpb: float, patience: int | None) -> bool:
+def _early_stop(state: TrainState, step: int, bpb: float, patience: int | None) -> bool:
     """Update the best score; whether ``patience`` evaluations passed without improving."""
     if state.best is None or bpb < state.best:
-        state.best, state.bad_evals = bpb, 0
+        state.best, state.best_step, state.bad_evals = bpb, step, 0
         return False
     state.bad_evals += 1
     return patience is not None and state.bad_evals >= patience
+
+
+def _snapshot(modules) -> dict:
+    """CPU copies of the student's and byte head's weights (``None`` for a missing head)."""
+    return {name: None if m is None else
+            {k: v.detach().to("cpu", copy=True).contiguous() for k, v in m.state_dict().items()}
+            for name, m in zip(("student", "byte_head"), modules, strict=True)}
+
+
+def restore_best(state: TrainState, modules, info: DistInfo) -> None:
+    """Load the weights of ``state.best_step`` back into ``modules`` (early stopping's end).
+
+    As scikit-learn's ``MLPClassifier(early_stopping=True)`` and transformers'
+    ``load_best_model_at_end``: the student returned is the best one evaluated, not the last.
+    """
+    if state.best_weights is None or state.best_step in (None, state.step):
+        return
+    for m, weights in zip(modules, (state.best_weights["student"],
+                                    state.best_weights["byte_head"]), strict=True):
+        if m is not None and weights is not None:
+            m.load_state_dict(weights)
+    if info.main:
+        logger.info("ByteDistiller: the student of step %d (held-out bits per byte %.4f) "
+                    "replaces the last one (step %d)", state.best_step, state.best, state.step)
 
 
 def step_events(
@@ -128,7 +153,9 @@ def step_events(
         bpb = evaluate_now(evaluate, modules)
         rec["eval_bits_per_byte"] = bpb
         state.curve.append((step, bpb))
-        stop = _early_stop(state, bpb, config.early_stopping_patience)
+        stop = _early_stop(state, step, bpb, config.early_stopping_patience)
+        if config.early_stopping_patience is not None and state.best_step == step:
+            state.best_weights = _snapshot(modules)
         if stop and info.main:
             logger.info("ByteDistiller: early stopping at step %d (best held-out bits per byte "
                         "%.4f, %d evaluations without improvement)", step, state.best,

@@ -33,7 +33,7 @@ from sklearn_lts.distill._distributed import (
 )
 from sklearn_lts.distill._document import Document
 from sklearn_lts.distill._objectives import Objective
-from sklearn_lts.distill._train_events import Progress, evaluate_now, step_events
+from sklearn_lts.distill._train_events import Progress, evaluate_now, restore_best, step_events
 from sklearn_lts.distill._windows import Window, make_windows, pad_windows
 
 __all__ = [
@@ -108,6 +108,7 @@ class TrainResult(NamedTuple):
     history: list  # one dict per step
     eval_curve: list  # (step, held-out bits per byte), step 0 included
     stopped_early: bool
+    best_step: int | None = None  # with early stopping: the step of the weights returned
 
 
 class WindowOrder:
@@ -287,9 +288,10 @@ def train_student(
     ``tokens`` and the loss parts of the objective. ``evaluate()`` (held-out bits per byte)
     runs at step 0 and every ``config.eval_every`` steps; ``callbacks`` receive a
     :class:`~sklearn_lts.distill._train_events.TrainRecord` after every step, and one that
-    returns True stops training. With ``config.checkpoint_dir`` the loop resumes from the
-    checkpoint there (``fingerprint``: what else must match). A non-finite loss stops training
-    with ``FloatingPointError``.
+    returns True stops training. With ``config.early_stopping_patience`` the weights of the
+    best evaluation are loaded back at the end. With ``config.checkpoint_dir`` the loop
+    resumes from the checkpoint there (``fingerprint``: what else must match). A non-finite
+    loss stops training with ``FloatingPointError``.
     """
     windows = make_windows([len(d.align.ids) for d in docs], config.max_length)
     if not windows:
@@ -312,7 +314,12 @@ def train_student(
         state.curve.append((0, evaluate_now(evaluate, (model, head))))
     _loop(docs, windows, objective, config, info, (model, head), (opt, sched, groups), order,
           state, ckpt, (bos_id, pad_id), evaluate, callbacks)
-    return TrainResult(state.history, state.curve, state.finished and state.step < config.max_steps)
+    best = None
+    if config.early_stopping_patience is not None and state.best_step is not None:
+        restore_best(state, (model, head), info)
+        best = state.best_step
+    return TrainResult(state.history, state.curve, state.finished and state.step < config.max_steps,
+                       best)
 
 
 def _loop(docs, windows, objective, config, info, modules, optim, order, state, ckpt, ids,

@@ -140,6 +140,58 @@ def test_early_stopping_counts_evaluations_without_improvement(
     assert len(bd.history_) == 10
 
 
+def _params(bd):
+    mods = [bd.student_] + ([bd.byte_head_] if bd.byte_head_ is not None else [])
+    return [p.detach().clone() for m in mods for p in m.parameters()]
+
+
+def _scored(monkeypatch, scores):
+    """Held-out evaluations that return ``scores`` in turn (no model call)."""
+    from sklearn_lts.distill import _fit_steps
+
+    it = iter(scores)
+    monkeypatch.setattr(_fit_steps, "windows_nll", lambda *a: (next(it) * np.log(2), 1))
+
+
+def test_early_stopping_returns_the_best_student(teacher, student_spec, cache, monkeypatch):
+    _scored(monkeypatch, [5.0, 4.0, 4.5, 4.2])  # steps 0, 2, 4, 6: best at step 2
+    bd = _fit(teacher, student_spec, cache, eval_X=TEXTS[:1], max_steps=10,
+              early_stopping_patience=2)
+    assert len(bd.history_) == 6 and bd.best_step_ == 2
+    monkeypatch.undo()
+    # the same run stopped by a callback at step 2 (and at step 6): no early stopping
+    at2 = _fit(teacher, student_spec, cache, max_steps=10, callbacks=[lambda r: r.step == 2])
+    at6 = _fit(teacher, student_spec, cache, max_steps=10, callbacks=[lambda r: r.step == 6])
+    assert at2.best_step_ is None and len(at6.history_) == 6
+    assert all(torch.equal(a, b) for a, b in zip(_params(bd), _params(at2), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(_params(bd), _params(at6), strict=True))
+
+
+def test_early_stopping_resumes_with_its_best_student(
+    teacher, student_spec, cache, monkeypatch, tmp_path
+):
+    ckpt = str(tmp_path / "ckpt")
+
+    def crash(r):
+        if r.step == 5:
+            raise RuntimeError("power cut")
+
+    _scored(monkeypatch, [5.0, 4.0, 4.5])  # steps 0, 2, 4, then the crash at step 5
+    with pytest.raises(RuntimeError, match="power cut"):
+        _fit(teacher, student_spec, cache, eval_X=TEXTS[:1], max_steps=10,
+             early_stopping_patience=2, checkpoint_dir=ckpt, checkpoint_every=1,
+             callbacks=[crash])
+    assert (tmp_path / "ckpt" / "step-000000004" / "best_student.safetensors").exists()
+    _scored(monkeypatch, [4.2])  # step 6: the second evaluation without improvement
+    resumed = _fit(teacher, student_spec, cache, eval_X=TEXTS[:1], max_steps=10,
+                   early_stopping_patience=2, checkpoint_dir=ckpt, checkpoint_every=1)
+    assert resumed.best_step_ == 2 and len(resumed.history_) == 6
+    _scored(monkeypatch, [5.0, 4.0, 4.5, 4.2])
+    whole = _fit(teacher, student_spec, cache, eval_X=TEXTS[:1], max_steps=10,
+                 early_stopping_patience=2)
+    assert all(torch.equal(a, b) for a, b in zip(_params(resumed), _params(whole), strict=True))
+
+
 def test_progress_bar_by_default_and_silent_with_verbose_0(
     teacher, student_spec, cache, capsys, caplog
 ):
