@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from sklearn_lts.distill._serialization import (
@@ -39,8 +40,9 @@ class PersistenceMixin:
 
         Layout: ``student/`` (``save_pretrained``: safetensors weights, config, tokenizer),
         ``byte_head.safetensors`` (if any) and ``distiller.json`` (parameters, byte-head
-        config, history, SHA-256 of every weight file). No pickles. ``teacher``/``student``
-        parameters that are model objects are stored as a placeholder string.
+        config, history, evaluation curve and best step, SHA-256 of every weight file). No
+        pickles. ``teacher``/``student`` parameters that are model objects are stored as a
+        placeholder string.
 
         Parameters
         ----------
@@ -52,6 +54,9 @@ class PersistenceMixin:
             "max_token_bytes_": self.max_token_bytes_,
             "n_train_bytes_": self.n_train_bytes_,
             "history_": self.history_,
+            # absent from estimators fitted (and pickled) before they existed
+            "eval_curve_": getattr(self, "eval_curve_", np.zeros((0, 2))).tolist(),
+            "best_step_": getattr(self, "best_step_", None),
         }
         save_folder(path, self.student_, self.student_tokenizer_, self.byte_head_, meta)
 
@@ -83,6 +88,9 @@ class PersistenceMixin:
         est.max_token_bytes_ = meta["max_token_bytes_"]
         est.n_train_bytes_ = meta["n_train_bytes_"]
         est.history_ = meta["history_"]
+        # folders saved before these were written: no curve, no best step
+        est.eval_curve_ = np.asarray(meta.get("eval_curve_", []), dtype=float).reshape(-1, 2)
+        est.best_step_ = meta.get("best_step_")
         return est
 
     def __sklearn_clone__(self):

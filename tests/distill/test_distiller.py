@@ -101,6 +101,16 @@ def test_save_load_round_trip_is_identical(teacher, student_spec, tmp_path, head
     assert bd2.teacher.startswith("<unsaved object")  # model objects are not written
 
 
+def test_save_load_keeps_the_eval_curve_and_best_step(teacher, student_spec, tmp_path):
+    bd = _bd(teacher, student_spec, tmp_path, early_stopping_patience=10)
+    bd.fit(TEXTS, eval_X=TEXTS[:1], eval_every=2)
+    assert bd.eval_curve_.shape == (4, 2) and bd.best_step_ in (2, 4, 6)
+    bd.save(os.path.join(tmp_path, "saved"))
+    bd2 = ByteDistiller.load(os.path.join(tmp_path, "saved"))
+    np.testing.assert_array_equal(bd2.eval_curve_, bd.eval_curve_)
+    assert bd2.best_step_ == bd.best_step_
+
+
 def test_determinism_with_random_state(teacher, student_spec, tmp_path):
     a = _bd(teacher, student_spec, tmp_path, byte_head="transformer").fit(TEXTS)
     b = _bd(teacher, student_spec, tmp_path, byte_head="transformer").fit(TEXTS)
