@@ -28,9 +28,13 @@ from functools import partial
 
 import fewshot  # this script's folder is first on sys.path when run as a script
 
+# The one benchmark module that reaches into the library's private adaptation code, on purpose:
+# an ablation swaps one of its functions. fewshot_variants.py goes through swapped() and
+# ORIGINAL below.
 from sklearn_lts.embedding import _adapt
 
-_PROTO = _adapt.prototype_loss
+ORIGINAL = {"prototype_loss": _adapt.prototype_loss, "_batches": _adapt._batches}
+_PROTO = ORIGINAL["prototype_loss"]
 
 
 @contextmanager

@@ -32,13 +32,11 @@ import sys
 from functools import partial
 
 import fewshot  # this script's folder is first on sys.path when run as a script
-from fewshot_losses import swapped
+from fewshot_losses import ORIGINAL, swapped
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from sklearn_lts.embedding import _adapt
-
-_PROTO = _adapt.prototype_loss
-_BATCHES = _adapt._batches
+_PROTO = ORIGINAL["prototype_loss"]
+_BATCHES = ORIGINAL["_batches"]
 _UNCUT = 1_000_000  # tokenizer length while a text is read whole
 
 

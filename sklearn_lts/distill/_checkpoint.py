@@ -155,9 +155,10 @@ class Checkpointer:
         sched.load_state_dict(opt_state["scheduler"])
         _set_rng(load_file(os.path.join(path, "rng.safetensors")))
         state = TrainState(**meta["state"])
-        best = {part: load_file(f) if os.path.exists(f) else None
-                for part in ("student", "byte_head")
-                for f in [os.path.join(path, f"best_{part}.safetensors")]}
-        if best["student"] is not None:
-            state.best_weights = best
+        if os.path.exists(os.path.join(path, "best_student.safetensors")):
+            head_file = os.path.join(path, "best_byte_head.safetensors")
+            state.best_weights = {
+                "student": load_file(os.path.join(path, "best_student.safetensors")),
+                "byte_head": load_file(head_file) if os.path.exists(head_file) else None,
+            }
         return state, meta["order"]

@@ -114,14 +114,18 @@ def _snapshot(modules) -> dict:
             for name, m in zip(("student", "byte_head"), modules, strict=True)}
 
 
-def restore_best(state: TrainState, modules, info: DistInfo) -> None:
-    """Load the weights of ``state.best_step`` back into ``modules`` (early stopping's end).
+def restore_best(state: TrainState, modules, info: DistInfo) -> int | None:
+    """Load the weights of ``state.best_step`` back into ``modules`` (early stopping's end);
+    return the step whose weights ``modules`` now hold (None: no evaluation after a step).
 
     As scikit-learn's ``MLPClassifier(early_stopping=True)`` and transformers'
     ``load_best_model_at_end``: the student returned is the best one evaluated, not the last.
+    A run resumed from a checkpoint written without best weights keeps its last ones.
     """
-    if state.best_weights is None or state.best_step in (None, state.step):
-        return
+    if state.best_step is None or state.best_step == state.step:
+        return state.best_step
+    if state.best_weights is None:
+        return state.step
     for m, weights in zip(modules, (state.best_weights["student"],
                                     state.best_weights["byte_head"]), strict=True):
         if m is not None and weights is not None:
@@ -129,6 +133,7 @@ def restore_best(state: TrainState, modules, info: DistInfo) -> None:
     if info.main:
         logger.info("ByteDistiller: the student of step %d (held-out bits per byte %.4f) "
                     "replaces the last one (step %d)", state.best_step, state.best, state.step)
+    return state.best_step
 
 
 def step_events(

@@ -315,9 +315,8 @@ def train_student(
     _loop(docs, windows, objective, config, info, (model, head), (opt, sched, groups), order,
           state, ckpt, (bos_id, pad_id), evaluate, callbacks)
     best = None
-    if config.early_stopping_patience is not None and state.best_step is not None:
-        restore_best(state, (model, head), info)
-        best = state.best_step
+    if config.early_stopping_patience is not None:
+        best = restore_best(state, (model, head), info)
     return TrainResult(state.history, state.curve, state.finished and state.step < config.max_steps,
                        best)
 
